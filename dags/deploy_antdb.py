@@ -1,0 +1,76 @@
+"""deploy_antdb: the AntDB-on-Kubernetes runbook as one DAG. Wiring only: no I/O at parse time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, XComArg
+
+from antdb_k8s.core.params import PARAM_SCHEMAS, param_defaults
+from antdb_k8s.operators.cluster import (
+    CollectTopologyOperator,
+    CreatePgclusterOperator,
+    EnsureNamespaceOperator,
+    ReadGtmAddressOperator,
+    WriteCustomConfigOperator,
+)
+from antdb_k8s.operators.pgxc import ReconcilePgxcNodeOperator
+from antdb_k8s.operators.platform import EnsurePgoOperator, PrepareHostsOperator
+from antdb_k8s.operators.smoke import AntDBSmokeTestOperator
+from antdb_k8s.operators.spec import DeploySummaryOperator, ValidateSpecOperator
+from antdb_k8s.sensors.readiness import AntDBNodesReadySensor
+
+DOC_MD = """
+### Deploy an AntDB cluster on Kubernetes
+
+Turns the AntDB-on-Crunchy-postgres-operator runbook into one run:
+**validate** the conf → **prepare hosts** (sysctl, kube-proxy ipvs) → **ensure the operator**
+→ **namespace, Secrets, volumes** → **create gc** → **wait for gc** → **read gc's ClusterIP**
+→ **write `pgo-custom-antdb-config`** (agtm_host) → **create datanodes and coordinators** (in parallel)
+→ **wait for every node** → **collect the topology** → **reconcile `pgxc_node`** on gc and every
+coordinator (in parallel) → **smoke test** → **summary**.
+
+* Re-running with the same conf changes nothing; re-running after a failure continues where it stopped.
+* `dry_run: true` renders every manifest and the planned SQL and changes nothing.
+* Kubernetes is the truth for `pgxc_node`: missing nodes are added, moved ones altered, coordinators that
+  are gone dropped; a datanode is never dropped (the run fails and says why).
+* Passwords live only in Kubernetes Secrets; the superuser is the `antdb_default` connection's.
+"""
+
+with DAG(
+    dag_id="deploy_antdb",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    tags=["antdb", "kubernetes", "deploy"],
+    doc_md=DOC_MD,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
+    params={key: Param(default, **PARAM_SCHEMAS[key]) for key, default in param_defaults().items()},
+) as dag:
+    validate = ValidateSpecOperator(task_id="validate", retries=0)
+    prepare_hosts = PrepareHostsOperator(task_id="prepare_hosts")
+    ensure_operator = EnsurePgoOperator(task_id="ensure_operator")
+    ensure_namespace = EnsureNamespaceOperator(task_id="ensure_namespace")
+    create_gc = CreatePgclusterOperator(task_id="create_gc", node_name="gc")
+    wait_gc = AntDBNodesReadySensor(task_id="wait_gc_ready", nodes=["gc"], timeout_key="gc_ready", retries=0)
+    gc_address = ReadGtmAddressOperator(task_id="read_gc_address")
+    custom_config = WriteCustomConfigOperator(task_id="write_custom_config", gtm_address=gc_address.output)
+    create_nodes = CreatePgclusterOperator.partial(task_id="create_nodes").expand(node_name=validate.output)
+    wait_nodes = AntDBNodesReadySensor(task_id="wait_nodes_ready", nodes=XComArg(validate, key="nodes"), retries=0)
+    topology = CollectTopologyOperator(task_id="collect_topology")
+    nodes_topology = XComArg(topology, key="topology")
+    reconcile = ReconcilePgxcNodeOperator.partial(task_id="reconcile_pgxc_node", topology=nodes_topology).expand(
+        target=topology.output
+    )
+    smoke = AntDBSmokeTestOperator(task_id="smoke_test", topology=nodes_topology)
+    summary = DeploySummaryOperator(
+        task_id="summary",
+        results={"prepare_hosts": prepare_hosts.output, "operator": ensure_operator.output,
+                 "namespace": ensure_namespace.output, "gc_address": gc_address.output,
+                 "custom_config": custom_config.output, "topology": nodes_topology,
+                 "reconcile": reconcile.output, "smoke_test": smoke.output},
+    )
+
+    validate >> prepare_hosts >> ensure_operator >> ensure_namespace >> create_gc >> wait_gc >> gc_address
+    custom_config >> create_nodes >> wait_nodes >> topology
+    reconcile >> smoke >> summary

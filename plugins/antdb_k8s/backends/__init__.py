@@ -1,0 +1,1 @@
+"""Backends produce what the cluster needs but that no pure function can: random material."""

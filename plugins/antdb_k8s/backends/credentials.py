@@ -1,0 +1,54 @@
+"""Generated credentials for a node's Secrets.
+
+Generated values go straight into Kubernetes Secrets and nowhere else: not into logs,
+XCom or task return values. They are generated only when a Secret is missing, so a
+re-run never rotates a password under a running node.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+SSH_CONFIG = """Host *
+StrictHostKeyChecking no
+IdentityFile /tmp/id_rsa
+Port 2022
+User pgbackrest
+"""
+SSHD_CONFIG = """Port 2022
+HostKey /sshd/ssh_host_rsa_key
+PermitRootLogin no
+PasswordAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile /sshd/authorized_keys
+UsePAM no
+"""
+
+
+def new_password(length: int = 24) -> str:
+    """URL-safe, so it survives YAML, connection URIs and shell quoting without escaping."""
+    return secrets.token_urlsafe(length)[:length]
+
+
+def _rsa_key_pair() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return private, public
+
+
+def backrest_repo_config() -> dict[str, str]:
+    """The keys Crunchy's `<cluster>-backrest-repo-config` Secret must hold (crunchy-pgo-v4.md)."""
+    client_private, client_public = _rsa_key_pair()
+    host_private, _ = _rsa_key_pair()
+    return {
+        "authorized_keys": client_public + "\n",
+        "id_rsa": client_private,
+        "ssh_host_rsa_key": host_private,
+        "config": SSH_CONFIG,
+        "sshd_config": SSHD_CONFIG,
+    }

@@ -1,0 +1,188 @@
+"""Runbook steps that precede any AntDB object: host preparation and the postgres-operator."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from antdb_k8s.core.hosts import (
+    HOST_PREP_LABEL,
+    host_prep_pod,
+    kube_proxy_mode,
+    load_sysctl_script,
+    parse_sysctl_report,
+    with_ipvs_mode,
+)
+from antdb_k8s.core.manifests import INCLUDE_DIR, load_yaml_documents
+from antdb_k8s.core.readiness import pod_is_ready
+from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+
+HOST_PREP_NAMESPACE = "kube-system"
+CRD_NAME = "pgclusters.crunchydata.com"
+
+
+def _wait(predicate, timeout: float, interval: float, what: str):
+    """Poll `predicate` until it returns a truthy value or `timeout` passes (short waits only)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class PrepareHostsOperator(AntDBBaseOperator):
+    """sysctl on every node and kube-proxy in ipvs mode (the runbook's design limit 1.6).
+
+    `check` reports drift as warnings and carries on; `apply` changes what differs and
+    fails if a node cannot be fixed; `off` does nothing. Pods it starts are removed.
+    """
+
+    def __init__(self, *, pod_timeout: float = 300, poll_interval: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.pod_timeout, self.poll_interval = pod_timeout, poll_interval
+
+    def execute(self, context: Any) -> dict:
+        spec = spec_from_context(context)
+        mode = spec.prepare_hosts
+        if mode == "off":
+            self.log.info("prepare_hosts is off: not inspecting nodes")
+            return {"status": "off"}
+        if spec.dry_run:
+            return self._dry_run(mode)
+        findings = [f for node in self._node_names() for f in self._run_on_node(node, mode)]
+        proxy = self._kube_proxy(mode)
+        attention = [str(f) for f in findings if f.needs_attention]
+        for line in attention:
+            self.log.warning("host drift: %s", line)
+        if mode == "apply" and any(f.result == "error" for f in findings):
+            raise RuntimeError("could not apply sysctl settings: " + "; ".join(attention))
+        return {"status": mode, "sysctl": [str(f) for f in findings], "attention": attention, "kube_proxy": proxy}
+
+    def _dry_run(self, mode: str) -> dict:
+        unread: list[str] = []
+        nodes = self.live_or_none("Kubernetes nodes", self._node_names, unread) or ["<each node>"]
+        script = load_sysctl_script(INCLUDE_DIR)
+        for node in nodes:
+            self.log.info("dry run: would run host-prep pod in %s mode: %s", mode,
+                          host_prep_pod(node, HOST_PREP_NAMESPACE, mode, script)["metadata"]["generateName"])
+        return {"status": f"dry-run {mode}", "nodes": nodes, "unread": unread}
+
+    def _node_names(self) -> list[str]:
+        return sorted(n["metadata"]["name"] for n in self.kube.list("v1", "Node"))
+
+    def _run_on_node(self, node: str, mode: str):
+        manifest = host_prep_pod(node, HOST_PREP_NAMESPACE, mode, load_sysctl_script(INCLUDE_DIR))
+        pod = self.kube.create(manifest)
+        name = pod["metadata"]["name"]
+        try:
+            _wait(lambda: self._pod_finished(name), self.pod_timeout, self.poll_interval, f"host-prep pod {name}")
+            return parse_sysctl_report(node, self.kube.pod_log(HOST_PREP_NAMESPACE, name))
+        finally:
+            self.kube.delete("v1", "Pod", name, HOST_PREP_NAMESPACE)
+
+    def _pod_finished(self, name: str) -> bool:
+        pod = self.kube.get("v1", "Pod", name, HOST_PREP_NAMESPACE) or {}
+        return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+    def _kube_proxy(self, mode: str) -> str:
+        config_map = self.kube.get("v1", "ConfigMap", "kube-proxy", "kube-system")
+        if not config_map or "config.conf" not in (config_map.get("data") or {}):
+            self.log.warning("kube-proxy ConfigMap not found: cannot check ipvs mode")
+            return "unknown"
+        current = kube_proxy_mode(config_map["data"]["config.conf"])
+        if current == "ipvs":
+            return "ipvs"
+        if mode == "check":
+            self.log.warning("kube-proxy runs in %r mode; AntDB on Kubernetes needs ipvs", current or "iptables")
+            return f"{current or 'iptables'} (needs ipvs)"
+        patched = with_ipvs_mode(config_map["data"]["config.conf"])
+        self.kube.patch("v1", "ConfigMap", "kube-proxy", {"data": {"config.conf": patched}}, "kube-system")
+        self._restart_kube_proxy()
+        return "ipvs (changed)"
+
+    def _restart_kube_proxy(self) -> None:
+        """Delete kube-proxy pods one at a time, each replaced and Ready before the next."""
+        for pod in self.kube.list("v1", "Pod", "kube-system", label_selector="k8s-app=kube-proxy"):
+            node = (pod.get("spec") or {}).get("nodeName")
+            self.kube.delete("v1", "Pod", pod["metadata"]["name"], "kube-system")
+            _wait(lambda: self._proxy_ready_on(node, pod["metadata"]["name"]), self.pod_timeout,
+                  self.poll_interval, f"kube-proxy on {node}")
+
+    def _proxy_ready_on(self, node: str | None, old_name: str) -> bool:
+        pods = self.kube.list("v1", "Pod", "kube-system", label_selector="k8s-app=kube-proxy")
+        return any(p["metadata"]["name"] != old_name and (p.get("spec") or {}).get("nodeName") == node
+                   and pod_is_ready(p) for p in pods)
+
+
+class EnsurePgoOperator(AntDBBaseOperator):
+    """The Pgcluster CRD (served as apiextensions.k8s.io/v1) and a Ready postgres-operator.
+
+    With `operator.install` it applies include/operator and include/crd; without, it only
+    verifies them and says what is missing.
+    """
+
+    def __init__(self, *, ready_timeout: float = 600, poll_interval: float = 2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.ready_timeout, self.poll_interval = ready_timeout, poll_interval
+
+    def execute(self, context: Any) -> dict:
+        spec = spec_from_context(context)
+        manifests = self.manifests(spec)
+        if spec.dry_run:
+            unread: list[str] = []
+            state = self.live_or_none("postgres-operator state", lambda: self._problems(spec), unread)
+            for manifest in manifests:
+                self.log.info("dry run: %s %s", manifest["kind"], manifest["metadata"]["name"])
+            return {"status": "dry-run", "install": spec.operator_install, "problems": state, "unread": unread}
+        if spec.operator_install:
+            actions = {f"{m['kind']}/{m['metadata']['name']}": self.kube.apply(m) for m in manifests}
+            _wait(lambda: not self._problems(spec), self.ready_timeout, self.poll_interval, "postgres-operator to be Ready")
+            return {"status": "installed", "actions": actions}
+        problems = self._problems(spec)
+        if problems:
+            raise RuntimeError("postgres-operator is not ready: " + "; ".join(problems)
+                               + ". Install it first, or trigger with operator.install: true.")
+        return {"status": "verified"}
+
+    @staticmethod
+    def manifests(spec) -> list[dict]:
+        """include/operator + include/crd with the conf's namespaces substituted."""
+        documents = load_yaml_documents("crd", "pgclusters.crunchydata.com.yaml")
+        documents += load_yaml_documents("operator", "postgres-operator.yaml")
+        return [_retarget(doc, spec) for doc in documents]
+
+    def _problems(self, spec) -> list[str]:
+        problems = []
+        crd = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
+        if crd is None:
+            problems.append(f"CRD {CRD_NAME} is not installed")
+        elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
+            problems.append(f"CRD {CRD_NAME} does not serve v1")
+        deployment = self.kube.get("apps/v1", "Deployment", "postgres-operator", spec.operator_namespace)
+        if deployment is None:
+            problems.append(f"Deployment postgres-operator not found in namespace {spec.operator_namespace}")
+        elif not (deployment.get("status") or {}).get("availableReplicas"):
+            problems.append("Deployment postgres-operator has no available replica")
+        return problems
+
+
+def _retarget(document: dict, spec) -> dict:
+    """Point a manifest at the conf's operator namespace, installation name and target namespace."""
+    meta = document.setdefault("metadata", {})
+    if meta.get("namespace") == "pgo":
+        meta["namespace"] = spec.operator_namespace
+    if document["kind"] == "Namespace" and meta.get("name") == "pgo":
+        meta["name"] = spec.operator_namespace
+    for subject in document.get("subjects") or []:
+        if subject.get("namespace") == "pgo":
+            subject["namespace"] = spec.operator_namespace
+    values = {"PGO_INSTALLATION_NAME": spec.installation_name, "PGO_OPERATOR_NAMESPACE": spec.operator_namespace,
+              "NAMESPACE": spec.namespace}
+    containers = ((document.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    for container in containers:
+        for env in container.get("env") or []:
+            env["value"] = values.get(env["name"], env["value"])
+    return document

@@ -1,0 +1,81 @@
+"""Sensor: every named AntDB node has exactly one Ready primary pod. Deferrable by default."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+
+from antdb_k8s.hooks.kube import AntDBKubeHook
+from antdb_k8s.operators.base import spec_from_context
+from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger, describe_timeout, read_readiness
+
+
+class AntDBNodesReadySensor(BaseSensorOperator):
+    """Wait for nodes to be Ready without holding a worker slot (the wait can take many minutes).
+
+    `timeout_key` names the `timeouts` entry of the conf that bounds the wait, so one DAG
+    can give gc and the bulk of the nodes different budgets.
+    """
+
+    template_fields = ("nodes",)
+    ui_color = "#fdf3e0"
+
+    def __init__(self, *, nodes: list[str] | str, timeout_key: str = "nodes_ready",
+                 kubernetes_conn_id: str = "kubernetes_default", deferrable: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.nodes, self.timeout_key = nodes, timeout_key
+        self.kubernetes_conn_id, self.deferrable = kubernetes_conn_id, deferrable
+
+    @cached_property
+    def hook(self) -> AntDBKubeHook:
+        return AntDBKubeHook(self.kubernetes_conn_id)
+
+    def _configure(self, context: Any):
+        spec = spec_from_context(context)
+        self.namespace = spec.namespace
+        self.timeout = spec.timeouts[self.timeout_key]
+        self.poke_interval = spec.timeouts["poke_interval"]
+        self.node_list = [self.nodes] if isinstance(self.nodes, str) else list(self.nodes)
+        return spec
+
+    def poke(self, context: Any) -> bool:
+        report = read_readiness(self.hook, self.namespace, self.node_list)
+        self.log.info("%s", report.progress_line())
+        return report.done
+
+    def execute(self, context: Any) -> Any:
+        spec = self._configure(context)
+        if spec.dry_run:
+            self.log.info("dry run: would wait up to %ss for %s", self.timeout, ", ".join(self.node_list))
+            return {"status": "dry-run"}
+        started = time.time()
+        if self.poke(context):
+            return {"status": "ready", "nodes": self.node_list}
+        if not self.deferrable:
+            return self._poke_until_deadline(context, started)
+        self.defer(
+            trigger=AntDBNodesReadyTrigger(namespace=self.namespace, nodes=self.node_list,
+                                           deadline=started + self.timeout, started=started,
+                                           poke_interval=self.poke_interval,
+                                           kubernetes_conn_id=self.kubernetes_conn_id),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + 120),
+        )
+
+    def _poke_until_deadline(self, context: Any, started: float) -> dict:
+        while time.time() - started < self.timeout:
+            time.sleep(self.poke_interval)
+            if self.poke(context):
+                return {"status": "ready", "nodes": self.node_list}
+        report = read_readiness(self.hook, self.namespace, self.node_list)
+        raise TimeoutError(describe_timeout(self.hook, self.namespace, report, time.time() - started))
+
+    def execute_complete(self, context: Any, event: dict | None = None) -> dict:
+        if not event or event.get("status") != "success":
+            raise TimeoutError((event or {}).get("message") or "readiness trigger ended without an event")
+        self.log.info("%s", event["message"])
+        return {"status": "ready", "nodes": event.get("ready", [])}
