@@ -16,9 +16,12 @@ What AntDB needs that plain PostgreSQL does not, and why this module does it:
   password authentication in pg_hba they only succeed when libpq finds the password in
   a password file, so every server is started with `PGPASSFILE` pointing at one file
   per backend that lists every node it runs (host:port:*:user:password).
-- Those internal connections log in as the role `postgres` (hard-coded in AntDB), so the
-  superuser must be called `postgres` or a `postgres` role must exist; see
-  `_ensure_internal_role`.
+- The pooler logs in as the session user; the rxact manager's connection to gc uses the
+  hard-coded role `postgres`. Queries, DDL and two-phase inserts work with any superuser
+  name (verified), but `postgres` is the name AntDB expects (and what Crunchy uses).
+  Single-user mode is read-only in AntDB, so the role cannot be added at initdb time.
+- The snapshot/gxid receivers reach gc over a special protocol version that the gc's
+  senders accept without pg_hba authentication.
 """
 
 from __future__ import annotations
@@ -263,26 +266,9 @@ class AntDBBackend:
         if res.returncode != 0:
             raise AntDBError(f"initdb of {spec.name} failed (rc={res.returncode}): {res.stderr[-2000:]}")
         if spec.superuser != INTERNAL_ROLE:
-            self._ensure_internal_role(node)
-
-    def _ensure_internal_role(self, node: _Node) -> None:
-        """AntDB's node-to-node connections log in as `postgres`: create it when absent.
-
-        Its password is the superuser's, so the shared password file (keyed by the
-        role name) lets the internal connections authenticate too.
-        """
-        spec = node.spec
-        password = spec.superuser_password.replace("'", "''")
-        sql = (f"CREATE ROLE {INTERNAL_ROLE} SUPERUSER LOGIN REPLICATION "
-               f"PASSWORD '{password}';\n")
-        argv = [str(self.bindir / "postgres"), "--single", "-D", str(node.data_dir),
-                "-c", "adb_node_type=datanode", "template1"]
-        argv = (["runuser", "-u", SERVICE_OS_USER, "--", *argv] if self._as_root else argv)
-        res = subprocess.run(argv, input=sql, capture_output=True, text=True, timeout=120,
-                             check=False, cwd=str(self.base_dir))
-        if res.returncode != 0 or "ERROR" in res.stdout + res.stderr:
-            raise AntDBError(f"{spec.name}: creating role {INTERNAL_ROLE} failed: "
-                             f"{(res.stdout + res.stderr)[-1000:]}")
+            log.warning("%s: superuser %s is not %s; AntDB's rxact manager logs in to gc as %s, "
+                        "so in-doubt two-phase transactions cannot be resolved automatically",
+                        spec.name, spec.superuser, INTERNAL_ROLE, INTERNAL_ROLE)
 
     def _write_owned(self, path: Path, text: str, mode: int = 0o600) -> None:
         tmp = path.with_name(path.name + ".tmp")
@@ -293,13 +279,16 @@ class AntDBBackend:
         os.replace(tmp, path)
 
     def _write_pgpass(self) -> None:
-        """One line per node and login role, so the pooler finds each node's password."""
+        """One line per node, so the pooler (which sends no password) finds each node's.
+
+        Only the superuser is listed: a session as any other role gets `fe_sendauth: no
+        password supplied` from the pooler unless its password is added here too.
+        """
         lines = []
         for node in self._nodes.values():
             s = node.spec
-            for role in dict.fromkeys((s.superuser, INTERNAL_ROLE)):
-                lines.append(":".join(_pgpass_field(v) for v in (s.host, s.port, "*", role,
-                                                                 s.superuser_password)))
+            lines.append(":".join(_pgpass_field(v) for v in (s.host, s.port, "*", s.superuser,
+                                                             s.superuser_password)))
         self._write_owned(self.pgpass, "".join(line + "\n" for line in lines))
 
     def _write_config(self, node: _Node) -> None:

@@ -96,6 +96,7 @@ PARAM_SCHEMAS: dict[str, dict] = {
     },
     "timeouts": {
         "type": "object", "additionalProperties": False, "section": "Run", "title": "Timeouts (seconds)",
+        "description": "gc_ready and nodes_ready bound the readiness waits; poke_interval is how often pods are checked.",
         "properties": {
             "gc_ready": {"type": "integer", "minimum": 10, "maximum": 86400},
             "nodes_ready": {"type": "integer", "minimum": 10, "maximum": 86400},

@@ -99,13 +99,13 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
 CRD_TYPE = BUILTIN_TYPES[-1]
 
 
-def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
+def types_from_crd(crd: dict[str, Any], served_only: bool = True) -> list[ResourceType]:
     """One ResourceType per served version of a CustomResourceDefinition."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     out = []
     for ver in spec.get("versions") or []:
-        if not ver.get("served", True):
+        if served_only and not ver.get("served", True):
             continue
         subs = ("status",) if "status" in (ver.get("subresources") or {}) else ()
         if "scale" in (ver.get("subresources") or {}):

@@ -23,6 +23,7 @@ from .errors import ApiError, InvalidFields, already_exists, bad_request, no_suc
 from .ipam import ClusterIPAllocator
 from .resources import CRD_TYPE, ResourceType, TypeRegistry, types_from_crd
 from .selectors import make_filter
+from .streams import StreamsMixin
 
 __all__ = ["ApiError", "ObjectStore", "WatchEvent", "Listener"]
 
@@ -44,7 +45,7 @@ class WatchEvent:
     old: dict[str, Any] | None
 
 
-class ObjectStore:
+class ObjectStore(StreamsMixin):
     """In-memory Kubernetes object storage with real-API semantics (see module docstring)."""
 
     def __init__(self, cluster_ip_network: str = "127.0.10.0/24",
@@ -82,14 +83,15 @@ class ObjectStore:
         for ev in events:
             for fn in list(self._listeners):
                 try:
-                    fn(ev.type, self._out(self._type_for_event(ev), ev.obj))
+                    fn(ev.type, self.present(self._type_for_event(ev), ev.obj))
                 except Exception as exc:          # noqa: BLE001 - a listener must not break the API
                     log.exception("kubeapi listener %r failed on %s", fn, ev.type)
                     self.listener_errors.append(exc)
 
     def _type_for_event(self, ev: WatchEvent) -> ResourceType | None:
         group, _, version = ev.obj.get("apiVersion", "").rpartition("/")
-        return self._types.by_plural(group, version, ev.key[1])
+        with self._lock:
+            return self._types.by_plural(group, version, ev.key[1])
 
     def _commit(self, events: list[WatchEvent], etype: str, rtype: ResourceType,
                 obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -105,8 +107,9 @@ class ObjectStore:
         return str(self._rv)
 
     @staticmethod
-    def _out(rtype: ResourceType | None, obj: dict[str, Any]) -> dict[str, Any]:
-        """A caller's copy: apiVersion/kind/metadata first, apiVersion as requested."""
+    def present(rtype: ResourceType | None, obj: dict[str, Any]) -> dict[str, Any]:
+        """A caller's copy of a stored object: apiVersion/kind/metadata first, apiVersion
+        as the caller addressed it (custom resources are served in every version as-is)."""
         body = copy.deepcopy(obj)
         head = {"apiVersion": rtype.api_version if rtype else body.get("apiVersion"),
                 "kind": rtype.kind if rtype else body.get("kind"),
@@ -162,15 +165,23 @@ class ObjectStore:
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict:
         with self._lock:
             rtype = self.resolve(api_version, kind)
-            return self._out(rtype, self._require(rtype, self._namespace_of(rtype, namespace), name))
+            return self.present(rtype, self._require(rtype, self._namespace_of(rtype, namespace), name))
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
              label_selector: str | None = None, field_selector: str | None = None) -> list[dict]:
         """Objects sorted by (namespace, name); namespace None means all namespaces."""
+        return self.list_with_version(api_version, kind, namespace, label_selector,
+                                      field_selector)[0]
+
+    def list_with_version(self, api_version: str, kind: str, namespace: str | None = None,
+                          label_selector: str | None = None,
+                          field_selector: str | None = None) -> tuple[list[dict], str]:
+        """`list` plus the resourceVersion it is consistent with (for list-then-watch)."""
         with self._lock:
             rtype = self.resolve(api_version, kind)
-            return [self._out(rtype, o) for o in
-                    self._select(rtype, namespace, label_selector, field_selector)]
+            items = [self.present(rtype, o) for o in
+                     self._select(rtype, namespace, label_selector, field_selector)]
+            return items, str(self._rv)
 
     def _select(self, rtype: ResourceType, namespace: str | None, label_selector: str | None,
                 field_selector: str | None) -> list[dict[str, Any]]:
@@ -203,7 +214,7 @@ class ObjectStore:
                 if (meta.get("namespace", ""), name) not in self._bucket(rtype):
                     meta["name"] = name
             prepared = admission.prepare_create(rtype, obj)
-            return self._out(rtype, self._insert(rtype, prepared, dry_run, events))
+            return self.present(rtype, self._insert(rtype, prepared, dry_run, events))
 
     def _insert(self, rtype: ResourceType, obj: dict[str, Any], dry_run: bool,
                 events: list[WatchEvent]) -> dict[str, Any]:
@@ -246,8 +257,9 @@ class ObjectStore:
 
     # ------------------------------------------------------------ update
 
-    def replace(self, obj: dict, *, dry_run: bool = False) -> dict:
-        """PUT. 404 if absent; 409 Conflict when metadata.resourceVersion is stale."""
+    def replace(self, obj: dict, *, dry_run: bool = False, subresource: str = "") -> dict:
+        """PUT. 404 if absent; 409 Conflict when metadata.resourceVersion is stale.
+        subresource="status" applies only the body's status (PUT .../status)."""
         if not isinstance(obj, dict) or not obj.get("apiVersion") or not obj.get("kind"):
             raise bad_request("Object 'Kind' is missing in the request body")
         with self._op() as events:
@@ -255,7 +267,8 @@ class ObjectStore:
             meta = obj.get("metadata") or {}
             ns = self._namespace_of(rtype, meta.get("namespace"))
             old = self._require(rtype, ns, meta.get("name") or "")
-            return self._out(rtype, self._update(rtype, old, obj, events, dry_run=dry_run))
+            return self.present(rtype, self._update(rtype, old, obj, events, dry_run=dry_run,
+                                                    status_only=subresource == "status"))
 
     def patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: Any,
               patch_type: str = "merge", *, dry_run: bool = False, subresource: str = "") -> dict:
@@ -268,11 +281,11 @@ class ObjectStore:
                                "the body of the request was in an unknown format - accepted media "
                                "types include: application/json-patch+json, "
                                "application/merge-patch+json, application/apply-patch+yaml")
-            base = self._out(rtype, old)
+            base = self.present(rtype, old)
             new = patching.apply_patch(base, patch, patch_type)
             if not isinstance(new, dict):
                 raise bad_request("the patch result is not an object")
-            return self._out(rtype, self._update(rtype, old, new, events, dry_run=dry_run,
+            return self.present(rtype, self._update(rtype, old, new, events, dry_run=dry_run,
                                                  status_only=subresource == "status"))
 
     def update_status(self, api_version: str, kind: str, namespace: str | None, name: str,
@@ -286,7 +299,7 @@ class ObjectStore:
             new["status"] = copy.deepcopy(status)
             if resource_version:
                 new["metadata"]["resourceVersion"] = resource_version
-            return self._out(rtype, self._update(rtype, old, new, events, dry_run=dry_run,
+            return self.present(rtype, self._update(rtype, old, new, events, dry_run=dry_run,
                                                  status_only=True))
 
     def _update(self, rtype: ResourceType, old: dict[str, Any], new: dict[str, Any],
@@ -325,3 +338,116 @@ class ObjectStore:
             errors.invalid("spec.clusterIPs[0]", [wanted], "may not change once set")
             errors.raise_if_any(rtype.kind, rtype.group, old["metadata"]["name"])
         spec["clusterIP"], spec["clusterIPs"] = old_ip, list(old_spec.get("clusterIPs") or [old_ip])
+
+    # ------------------------------------------------------------ delete
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str, *,
+               propagation_policy: str | None = None, dry_run: bool = False,
+               preconditions: dict | None = None) -> dict:
+        """DELETE: removed at once (no finalizers), DELETED fires, then garbage collection
+        deletes dependents whose ownerReferences name it (Background/Foreground) or strips
+        those references (Orphan). Returns the deleted object."""
+        with self._op() as events:
+            rtype = self.resolve(api_version, kind)
+            obj = self._require(rtype, self._namespace_of(rtype, namespace), name)
+            admission.check_preconditions(rtype, obj, preconditions)
+            if rtype.key == ("", "namespaces") and name in _PROTECTED_NAMESPACES:
+                raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this '
+                               "namespace may not be deleted", name=name, kind="namespaces")
+            if dry_run:
+                return self.present(rtype, obj)
+            policy = propagation_policy or "Background"
+            if policy not in ("Background", "Foreground", "Orphan"):
+                raise ApiError(422, "Invalid", f"DeleteOptions.meta.k8s.io \"\" is invalid: "
+                               f"propagationPolicy: Unsupported value: \"{policy}\"")
+            return self.present(rtype, self._remove(rtype, obj, policy, events))
+
+    def delete_collection(self, api_version: str, kind: str, namespace: str | None = None,
+                          label_selector: str | None = None, field_selector: str | None = None,
+                          *, propagation_policy: str | None = None,
+                          dry_run: bool = False) -> list[dict]:
+        """DELETE on a collection: every object matching the selectors."""
+        with self._op() as events:
+            rtype = self.resolve(api_version, kind)
+            victims = self._select(rtype, namespace, label_selector, field_selector)
+            if dry_run:
+                return [self.present(rtype, o) for o in victims]
+            out = []
+            for obj in victims:
+                meta = obj["metadata"]
+                if self._bucket(rtype).get((meta.get("namespace", ""), meta["name"])) is obj:
+                    out.append(self.present(rtype, self._remove(
+                        rtype, obj, propagation_policy or "Background", events)))
+            return out
+
+    def _remove(self, rtype: ResourceType, obj: dict[str, Any], policy: str,
+                events: list[WatchEvent]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        if policy == "Foreground":
+            self._collect_dependents(meta["uid"], "Foreground", events)
+        if rtype.key == ("", "namespaces"):
+            self._empty_namespace(meta["name"], events)
+        del self._bucket(rtype)[(meta.get("namespace", ""), meta["name"])]
+        self._by_uid.pop(meta["uid"], None)
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = self._next_rv()
+        self._commit(events, "DELETED", rtype, gone, obj)
+        self._after_remove(rtype, obj, events)
+        if policy != "Foreground":
+            self._collect_dependents(meta["uid"], policy, events)
+        return gone
+
+    def _after_remove(self, rtype: ResourceType, obj: dict[str, Any],
+                      events: list[WatchEvent]) -> None:
+        """Side effects of a removal: IP release, pod logs, a CRD's instances and type."""
+        meta = obj["metadata"]
+        if rtype.key == ("", "services"):
+            self._ips.release((obj.get("spec") or {}).get("clusterIP"))
+        elif rtype.key == ("", "pods"):
+            self._logs.pop((meta.get("namespace", ""), meta["name"]), None)
+        elif rtype.key == CRD_TYPE.key:
+            self._types.set_custom(f"crd:{meta['name']}", [])
+            for t in types_from_crd(obj, served_only=False)[:1]:
+                for inst in list(self._objects.get(t.key, {}).values()):
+                    self._remove(t, inst, "Background", events)
+
+    def _types_by_key(self) -> list[ResourceType]:
+        """One served type per storage bucket (versions of a CRD share a bucket)."""
+        seen: dict[tuple[str, str], ResourceType] = {}
+        for rtype in self._types.all():
+            seen.setdefault(rtype.key, rtype)
+        return list(seen.values())
+
+    def _empty_namespace(self, namespace: str, events: list[WatchEvent]) -> None:
+        for rtype in self._types_by_key():
+            if not rtype.namespaced:
+                continue
+            for (ns, _), obj in sorted(self._objects.get(rtype.key, {}).items()):
+                if ns == namespace and self._by_uid.get(obj["metadata"]["uid"]):
+                    self._remove(rtype, obj, "Background", events)
+
+    def _collect_dependents(self, owner_uid: str, policy: str, events: list[WatchEvent]) -> None:
+        """The garbage collector, run synchronously right after the owner's removal."""
+        for rtype in self._types_by_key():
+            for obj in list(self._objects.get(rtype.key, {}).values()):
+                refs = (obj["metadata"].get("ownerReferences") or [])
+                if not any(r.get("uid") == owner_uid for r in refs):
+                    continue
+                remaining = [r for r in refs if r.get("uid") != owner_uid]
+                alive = [r for r in remaining if r.get("uid") in self._by_uid]
+                if policy == "Orphan" or alive:
+                    self._strip_owner(rtype, obj, remaining, events)
+                elif self._by_uid.get(obj["metadata"]["uid"]):
+                    self._remove(rtype, obj, "Background", events)
+
+    def _strip_owner(self, rtype: ResourceType, obj: dict[str, Any], remaining: list[dict],
+                     events: list[WatchEvent]) -> None:
+        new = copy.deepcopy(obj)
+        if remaining:
+            new["metadata"]["ownerReferences"] = remaining
+        else:
+            new["metadata"].pop("ownerReferences", None)
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        meta = new["metadata"]
+        self._bucket(rtype)[(meta.get("namespace", ""), meta["name"])] = new
+        self._commit(events, "MODIFIED", rtype, new, obj)

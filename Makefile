@@ -1,0 +1,43 @@
+# Two entry points: `make run` (Airflow with this package's DAGs, UI on localhost:8080)
+# and `make test` (everything the tests need, then every test). Both create .venv/ if missing.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: run test test-unit test-integration test-antdb bench clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+$(STAMP_TEST): requirements.txt requirements-test.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -r requirements-test.txt
+	touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	scripts/run-airflow.sh
+
+test: $(STAMP_TEST)
+	scripts/ensure-postgres.sh
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP_TEST)
+	$(VENV)/bin/pytest tests/unit tests/dags $(PYTEST_ARGS)
+
+test-antdb: $(STAMP_TEST)
+	scripts/ensure-postgres.sh
+	$(VENV)/bin/pytest tests/antdb $(PYTEST_ARGS)
+
+bench: $(STAMP_TEST)
+	scripts/ensure-postgres.sh
+	$(VENV)/bin/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache
