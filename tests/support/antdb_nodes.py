@@ -11,8 +11,8 @@ What AntDB needs that plain PostgreSQL does not, and why this module does it:
 - `agtm_host`/`agtm_port` on every node (gc included) and `max_prepared_transactions > 0`.
   They are rewritten on every start because the kubelet may restart a node with a new
   gc address.
-- Node-to-node connections (the coordinator pooler, the snapshot/gxid receivers, the
-  rxact manager) are opened by libpq inside the server *without a password*. With
+- Node-to-node connections (the coordinator pooler, the rxact manager, the GTM client)
+  are opened by libpq inside the server *without a password*. With
   password authentication in pg_hba they only succeed when libpq finds the password in
   a password file, so every server is started with `PGPASSFILE` pointing at one file
   per backend that lists every node it runs (host:port:*:user:password).
@@ -35,8 +35,9 @@ import shutil
 import socket
 import stat
 import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.nodes import NodeProcessSpec
@@ -95,6 +96,7 @@ class _Node:
     data_dir: Path
     socket_dir: Path
     running: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def _conf_value(value: object) -> str:
@@ -141,6 +143,7 @@ class AntDBBackend:
         self.stop_timeout = stop_timeout
         self.pgpass = self.base_dir / "pgpass"
         self._nodes: dict[tuple[str, str], _Node] = {}
+        self._lock = threading.Lock()   # guards _nodes and the password file
         self._as_root = os.geteuid() == 0
         self.base_dir.mkdir(parents=True, exist_ok=True)
         if self._as_root:
@@ -149,48 +152,60 @@ class AntDBBackend:
 
     # ----------------------------------------------------------------- protocol
     def start_node(self, spec: NodeProcessSpec) -> None:
-        """Init on first start, (re)write the config, start, wait for TCP on host:port."""
+        """Init on first start, (re)write the config, start, wait for TCP on host:port.
+
+        Already running with the same spec: only the TCP check. Running with another
+        spec (say a new gc address): restarted so the rewritten config applies.
+        """
         if spec.role not in ROLES:
             raise ValueError(f"{spec.name}: role {spec.role!r} is not one of {ROLES}")
         node = self._node_for(spec)
-        if self._is_running(node):
-            if node.running and node.spec == spec:
-                self._wait_tcp(spec, time.monotonic() + self.start_timeout, node)
-                return
-            self._stop(node)
-        node.spec = spec
-        if not (node.data_dir / "PG_VERSION").exists():
-            self._initdb(node)
-        self._write_pgpass()
-        self._write_config(node)
-        self._pg_ctl_start(node)
-        node.running = True
-        self._wait_tcp(spec, time.monotonic() + self.start_timeout, node)
+        with node.lock:
+            if self._is_running(node):
+                if node.running and node.spec == spec:
+                    self._wait_tcp(node, time.monotonic() + self.start_timeout)
+                    return
+                self._stop(node)
+            node.spec = spec
+            if not (node.data_dir / "PG_VERSION").exists():
+                self._initdb(node)
+            self._write_pgpass()
+            self._write_config(node)
+            self._pg_ctl_start(node)
+            node.running = True
+            self._wait_tcp(node, time.monotonic() + self.start_timeout)
         log.info("AntDB node %s/%s (%s) up on %s:%s", spec.namespace, spec.name, spec.role,
                  spec.host, spec.port)
 
     def stop_node(self, namespace: str, name: str) -> None:
         """Fast shutdown; data kept. Unknown or stopped nodes are fine."""
-        node = self._nodes.get((namespace, name))
+        node = self._known_or_on_disk(namespace, name)
         if node is not None:
-            self._stop(node)
+            with node.lock:
+                self._stop(node)
 
     def destroy_data(self, namespace: str, name: str) -> None:
         """Stop the node and delete its data dir and socket dir (the PVC is gone)."""
-        node = self._nodes.pop((namespace, name), None)
+        node = self._known_or_on_disk(namespace, name)
         if node is None:
             return
-        self._stop(node)
-        shutil.rmtree(node.data_dir, ignore_errors=True)
-        shutil.rmtree(node.socket_dir, ignore_errors=True)
+        with node.lock:
+            self._stop(node)
+            shutil.rmtree(node.data_dir, ignore_errors=True)
+            shutil.rmtree(node.socket_dir, ignore_errors=True)
+        with self._lock:
+            self._nodes.pop((namespace, name), None)
         self._write_pgpass()
 
     def stop_all(self) -> None:
         """Stop every node; try them all, then report the failures together."""
         errors = []
-        for node in list(self._nodes.values()):
+        with self._lock:
+            nodes = list(self._nodes.values())
+        for node in nodes:
             try:
-                self._stop(node)
+                with node.lock:
+                    self._stop(node)
             except AntDBError as exc:
                 errors.append(str(exc))
         if errors:
@@ -204,16 +219,32 @@ class AntDBBackend:
         return self.data_dir(namespace, name) / LOG_NAME
 
     # ----------------------------------------------------------------- internals
+    def _socket_dir(self, namespace: str, name: str, port: int) -> Path:
+        digest = hashlib.sha1(f"{namespace}/{name}".encode()).hexdigest()[:10]
+        path = self.base_dir / "s" / digest
+        if len(str(path / f".s.PGSQL.{port}")) > _SOCKET_PATH_MAX:
+            raise AntDBError(f"base_dir {self.base_dir} is too long for a unix socket path")
+        return path
+
     def _node_for(self, spec: NodeProcessSpec) -> _Node:
-        node = self._nodes.get(spec.key)
-        if node is None:
-            digest = hashlib.sha1(f"{spec.namespace}/{spec.name}".encode()).hexdigest()[:10]
-            socket_dir = self.base_dir / "s" / digest
-            if len(str(socket_dir / f".s.PGSQL.{spec.port}")) > _SOCKET_PATH_MAX:
-                raise AntDBError(f"base_dir {self.base_dir} is too long for a unix socket path")
-            node = _Node(spec=spec, data_dir=self.data_dir(*spec.key), socket_dir=socket_dir)
-            self._nodes[spec.key] = node
-        return node
+        with self._lock:
+            node = self._nodes.get(spec.key)
+            if node is None:
+                node = _Node(spec=spec, data_dir=self.data_dir(*spec.key),
+                             socket_dir=self._socket_dir(spec.namespace, spec.name, spec.port))
+                self._nodes[spec.key] = node
+            return node
+
+    def _known_or_on_disk(self, namespace: str, name: str) -> _Node | None:
+        """A node this backend started, or a data dir left by an earlier backend instance."""
+        with self._lock:
+            node = self._nodes.get((namespace, name))
+        if node is not None or not self.data_dir(namespace, name).is_dir():
+            return node
+        stub = NodeProcessSpec(namespace=namespace, name=name, role="datanode", host="", port=0,
+                               agtm_host="", agtm_port=0, superuser="", superuser_password="")
+        return _Node(spec=stub, data_dir=self.data_dir(namespace, name),
+                     socket_dir=self._socket_dir(namespace, name, 0))
 
     def _mkdir_owned(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -255,7 +286,7 @@ class AntDBBackend:
         os.chmod(pwfile, 0o600)
         if self._as_root:
             self._chown(pwfile)
-        auth = "md5" if self.auth_method == "md5" else self.auth_method
+        auth = self.auth_method
         try:
             res = self._run([str(self.bindir / "initdb"), "-D", str(node.data_dir),
                              "--nodename", spec.name, "-U", spec.superuser, f"--pwfile={pwfile}",
@@ -281,15 +312,20 @@ class AntDBBackend:
     def _write_pgpass(self) -> None:
         """One line per node, so the pooler (which sends no password) finds each node's.
 
-        Only the superuser is listed: a session as any other role gets `fe_sendauth: no
+        Host-specific lines come first; a `*` line per superuser follows when every node
+        shares that user's password, for node_host values that are names, not addresses.
+        Only superusers are listed: a session as any other role gets `fe_sendauth: no
         password supplied` from the pooler unless its password is added here too.
         """
-        lines = []
-        for node in self._nodes.values():
-            s = node.spec
-            lines.append(":".join(_pgpass_field(v) for v in (s.host, s.port, "*", s.superuser,
-                                                             s.superuser_password)))
-        self._write_owned(self.pgpass, "".join(line + "\n" for line in lines))
+        with self._lock:
+            specs = [node.spec for node in self._nodes.values()]
+            lines = [(s.host, s.port, "*", s.superuser, s.superuser_password) for s in specs]
+            for user in dict.fromkeys(s.superuser for s in specs):
+                passwords = {s.superuser_password for s in specs if s.superuser == user}
+                if len(passwords) == 1:
+                    lines.append(("*", "*", "*", user, passwords.pop()))
+            text = "".join(":".join(_pgpass_field(v) for v in line) + "\n" for line in lines)
+            self._write_owned(self.pgpass, text)
 
     def _write_config(self, node: _Node) -> None:
         """Rewrite the backend's include file and pg_hba.conf from the spec (every start)."""
@@ -300,7 +336,7 @@ class AntDBBackend:
         if include not in conf.read_text():
             with conf.open("a") as fh:
                 fh.write(f"\n{include}\n")
-        self._write_owned(node.data_dir / BACKEND_CONF, self._render_conf(spec))
+        self._write_owned(node.data_dir / BACKEND_CONF, self._render_conf(node))
         method = self.auth_method
         self._write_owned(node.data_dir / "pg_hba.conf", (
             "# written by tests/support/antdb_nodes.py on every start\n"
@@ -309,11 +345,12 @@ class AntDBBackend:
             f"host all all 127.0.0.0/8 {method}\n"
             f"host replication all 127.0.0.0/8 {method}\n"))
 
-    def _render_conf(self, spec: NodeProcessSpec) -> str:
+    def _render_conf(self, node: _Node) -> str:
+        spec = node.spec
         settings: dict[str, object] = {
             "listen_addresses": spec.host,
             "port": spec.port,
-            "unix_socket_directories": str(self._nodes[spec.key].socket_dir),
+            "unix_socket_directories": str(node.socket_dir),
             "agtm_host": spec.agtm_host,
             "agtm_port": spec.agtm_port,
             "max_prepared_transactions": 100,
@@ -358,8 +395,9 @@ class AntDBBackend:
             raise AntDBError(f"pg_ctl stop of {node.spec.name} failed (rc={res.returncode}): "
                              f"{res.stderr.strip()[-500:]}")
 
-    def _wait_tcp(self, spec: NodeProcessSpec, deadline: float, node: _Node) -> None:
+    def _wait_tcp(self, node: _Node, deadline: float) -> None:
         """pg_ctl -w waits for 'ready'; this proves the address the kubelet advertises works."""
+        spec = node.spec
         while True:
             try:
                 with socket.create_connection((spec.host, spec.port), timeout=1.0):

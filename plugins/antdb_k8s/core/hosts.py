@@ -45,7 +45,8 @@ def host_prep_pod(node: str, namespace: str, mode: str, script: str, image: str 
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"generateName": f"antdb-host-prep-{node[:30].rstrip('-.')}-", "namespace": namespace,
-                     "labels": {**HOST_PREP_LABEL, "antdb.io/host": node[:63]}},
+                     # a label value must end alphanumeric: a long FQDN cut at 63 may end on '.' or '-'
+                     "labels": {**HOST_PREP_LABEL, "antdb.io/host": node[:63].rstrip("-._")}},
         "spec": {
             "nodeName": node,
             "hostNetwork": True,

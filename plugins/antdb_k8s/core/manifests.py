@@ -147,7 +147,8 @@ def custom_config_manifest(spec: ClusterSpec, agtm_host: str, agtm_port: int = 5
 def agtm_from_postgres_ha(text: str) -> tuple[str | None, int | None]:
     """Read agtm_host/agtm_port back out of a postgres-ha.yaml (verification and repair)."""
     document = yaml.safe_load(text) or {}
-    parameters = ((document.get("bootstrap") or {}).get("dcs") or {}).get("postgresql", {}).get("parameters") or {}
+    dcs = (document.get("bootstrap") or {}).get("dcs") or {}
+    parameters = (dcs.get("postgresql") or {}).get("parameters") or {}
     host, port = parameters.get("agtm_host"), parameters.get("agtm_port")
     return (str(host) if host is not None else None, int(port) if port is not None else None)
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import copy
 
 from antdb_k8s.core.spec import (
+    ACCESS_MODES,
     DEFAULTS,
+    IMAGE_NAME_RE,
+    IMAGE_PREFIX_RE,
     IMAGE_TAG_RE,
     MAX_COORDINATORS,
     MAX_DATANODES,
@@ -20,12 +23,13 @@ from antdb_k8s.core.spec import (
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
+# No `required`: Airflow replaces a param's whole value with the conf's, and parse_spec
+# deep-merges it over the defaults, so `{"gc": {"tag": "22.0"}}` is a complete answer.
 _IMAGE = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "tag"],
     "properties": {
-        "name": {"type": "string", "minLength": 1},
+        "name": {"type": "string", "pattern": IMAGE_NAME_RE.pattern},
         "tag": {"type": "string", "pattern": IMAGE_TAG_RE.pattern},
     },
 }
@@ -35,7 +39,7 @@ _STORAGE = {
     "properties": {
         "size": {"type": "string", "pattern": QUANTITY_RE.pattern},
         "storage_class": {"type": "string"},
-        "access_mode": {"type": "string", "enum": ["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]},
+        "access_mode": {"type": "string", "enum": list(ACCESS_MODES)},
         "host_path": {"type": "string"},
     },
 }
@@ -60,7 +64,7 @@ PARAM_SCHEMAS: dict[str, dict] = {
         "title": "Datanodes", "description": f"Number of datanodes dn1..dnM (1 to {MAX_DATANODES}). AntDB 5 cannot scale datanodes later.",
     },
     "image_prefix": {
-        "type": "string", "minLength": 1, "section": "Images", "title": "Image prefix",
+        "type": "string", "pattern": IMAGE_PREFIX_RE.pattern, "section": "Images", "title": "Image prefix",
         "description": "Registry/organisation the AntDB images are pulled from.",
     },
     "images": dict(_roles(_IMAGE), section="Images", title="Images",

@@ -9,6 +9,7 @@ downstream re-validates. The JSON schemas in `PARAM_SCHEMAS` feed the Airflow tr
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -58,6 +59,8 @@ DEFAULT_PG_HBA = [
 ]
 DEFAULT_OPERATOR = {"namespace": "pgo", "install": False, "installation_name": "devtest"}
 DEFAULT_TIMEOUTS = {"gc_ready": 900, "nodes_ready": 1800, "poke_interval": 10}
+# The package's Pgcluster CRD (include/crd) only admits these; anything else fails at create time.
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany")
 PREPARE_HOSTS_MODES = ("off", "check", "apply")
 HBA_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 OPEN_ADDRESSES = ("0.0.0.0/0", "::/0", "all", "0.0.0.0", "samenet")
@@ -204,16 +207,20 @@ def _check_storage(storage: Any) -> list[str]:
         if not isinstance(size, str) or not QUANTITY_RE.match(size):
             problems.append(f"{where}.size: {size!r} is not a Kubernetes quantity (e.g. 10Gi, 500Mi)")
         sc = block.get("storage_class", "")
-        if sc and (not isinstance(sc, str) or not _is_dns1123_subdomain(sc)):
+        if not isinstance(sc, str) or (sc and not _is_dns1123_subdomain(sc)):
             problems.append(f"{where}.storage_class: {sc!r} is not a valid StorageClass name")
-        if block.get("access_mode") not in ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"):
-            problems.append(f"{where}.access_mode: {block.get('access_mode')!r} is not ReadWriteOnce/ReadWriteMany/ReadWriteOncePod")
+        if block.get("access_mode") not in ACCESS_MODES:
+            problems.append(f"{where}.access_mode: {block.get('access_mode')!r} is not {' or '.join(ACCESS_MODES)}")
         host_path = block.get("host_path", "")
-        if host_path and (not isinstance(host_path, str) or not re.fullmatch(r"/[A-Za-z0-9_./-]*", host_path) or ".." in host_path):
+        if not isinstance(host_path, str) or (host_path and not _is_safe_host_path(host_path)):
             problems.append(f"{where}.host_path: {host_path!r} must be an absolute path without '..'")
         if host_path and sc:
             problems.append(f"{where}: host_path and storage_class are exclusive (host_path pre-creates PVs)")
     return problems
+
+
+def _is_safe_host_path(path: str) -> bool:
+    return bool(re.fullmatch(r"/[A-Za-z0-9_./-]*", path)) and ".." not in path
 
 
 def _is_dns1123_subdomain(value: str) -> bool:
@@ -240,6 +247,29 @@ def _check_parameters(parameters: Any) -> list[str]:
     return problems
 
 
+def _is_zero_address(text: str) -> bool:
+    try:
+        return int(ipaddress.ip_address(text)) == 0
+    except ValueError:
+        return False
+
+
+def _is_open_address(words: list[str]) -> bool:
+    """True when a host line's address matches every client, however it is spelled.
+
+    `::0/0`, `127.0.0.1/0` and an address with mask `0.0.0.0` open as wide as `0.0.0.0/0`.
+    """
+    address = words[3] if len(words) > 3 else ""
+    if address in OPEN_ADDRESSES:
+        return True
+    if "/" not in address and len(words) > 4 and _is_zero_address(words[4]):
+        return True
+    try:
+        return ipaddress.ip_network(address, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
 def _check_pg_hba(lines: Any) -> tuple[list[str], list[str]]:
     if not isinstance(lines, list) or not lines:
         return ["pg_hba: must be a non-empty list of pg_hba.conf lines"], []
@@ -256,7 +286,7 @@ def _check_pg_hba(lines: Any) -> tuple[list[str], list[str]]:
         if words[0] == "local" or "trust" not in words:
             continue
         address = words[3] if len(words) > 3 else ""
-        if address in OPEN_ADDRESSES:
+        if _is_open_address(words):
             problems.append(f"{where}: 'trust' for {address} lets anyone on the network in without a password; use md5/scram-sha-256, or trust a narrow CIDR")
         else:
             warnings.append(f"{where}: 'trust' for {address}; make sure that range holds only the cluster's pods")

@@ -46,12 +46,20 @@ def check_type_fields(rtype: ResourceType, obj: dict[str, Any]) -> None:
 
 
 def validate(rtype: ResourceType, obj: dict[str, Any], errors: InvalidFields) -> None:
-    """Schema then semantic validation; built-ins by official schema, CRs by their CRD."""
+    """Schema, then semantic validation; built-ins by official schema, CRs by their CRD.
+
+    Semantic rules only run on schema-valid objects (the real API cannot even decode a
+    wrongly typed body), which also keeps them free of type guards.
+    """
+    name = (obj.get("metadata") or {}).get("name") or ""
     if rtype.crd is not None:
         validation.validate_custom(rtype, obj, errors)
+        validation.validate_object_meta(obj, errors)
+        errors.raise_if_any(rtype.kind, rtype.group, name)
         semantics.check_metadata(rtype, obj, errors)
     else:
         validation.validate_builtin(rtype, obj, errors)
+        errors.raise_if_any(rtype.kind, rtype.group, name)
         semantics.check_object(rtype, obj, errors)
 
 

@@ -133,6 +133,10 @@ class ApiHandler:
 
     def _get(self, route: Route, query: dict[str, str]) -> Response | Stream:
         rt = route.rtype
+        if route.watch and route.name is not None and not route.sub:   # legacy /watch/.../<name>
+            query = {**query, "fieldSelector": ",".join(
+                f for f in (query.get("fieldSelector"), f"metadata.name={route.name}") if f)}
+            return Stream(watch_stream(self.store, rt, route.namespace, query, self.stopping))
         if route.name is None:
             if route.watch or query.get("watch") in _TRUE:
                 return Stream(watch_stream(self.store, rt, route.namespace, query, self.stopping))
@@ -144,7 +148,8 @@ class ApiHandler:
             if query.get("follow") in _TRUE:
                 return Stream(follow_log(self.store, route.namespace or "", route.name, query,
                                          self.stopping), "text/plain")
-            text = self.store.read_pod_log(route.namespace or "", route.name, query.get("container"),
+            text = self.store.read_pod_log(route.namespace or "", route.name,
+                                           query.get("container") or None,
                                            _int(query.get("tailLines")), _int(query.get("limitBytes")))
             return Response(200, text.encode(), "text/plain")
         obj = self.store.get(rt.api_version, rt.kind, route.namespace, route.name)

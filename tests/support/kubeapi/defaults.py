@@ -157,6 +157,11 @@ def initial_status(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any] |
         return {"loadBalancer": {}}
     if key == ("", "nodes"):
         return None
+    if key == ("apps", "replicasets"):                 # the schema requires these members
+        return {"replicas": 0}
+    if key == ("apps", "daemonsets"):
+        return {"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+                "numberMisscheduled": 0, "numberReady": 0}
     if key == ("apiextensions.k8s.io", "customresourcedefinitions"):
         return crd_status(obj)
     return {} if rtype.has_status else None

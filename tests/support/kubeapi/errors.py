@@ -88,7 +88,8 @@ class InvalidFields:
 
     def raise_if_any(self, kind: str, group: str, name: str) -> None:
         if self.causes:
-            raise invalid_error(kind, group, name, self.causes)
+            unique = list({(c.reason, c.field, c.message): c for c in self.causes}.values())
+            raise invalid_error(kind, group, name, unique)
 
 
 def _go_repr(value: Any) -> str:

@@ -63,6 +63,7 @@ class ObjectStore(StreamsMixin):
         self._logs: dict[tuple[str, str], dict[str, str]] = {}
         self.listener_errors: list[BaseException] = []
         for (group, kind), crd in (crd_schemas or {}).items():
+            admission.prepare_create(CRD_TYPE, crd)          # a broken CRD fails here, loudly
             self._types.set_custom(f"static:{group}/{kind}", types_from_crd(crd))
         for ns in _PROTECTED_NAMESPACES:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -214,7 +215,30 @@ class ObjectStore(StreamsMixin):
                 if (meta.get("namespace", ""), name) not in self._bucket(rtype):
                     meta["name"] = name
             prepared = admission.prepare_create(rtype, obj)
-            return self.present(rtype, self._insert(rtype, prepared, dry_run, events))
+            if rtype.key == ("", "pods"):
+                self._check_service_account(prepared)
+            created = self._insert(rtype, prepared, dry_run, events)
+            if rtype.key == ("", "namespaces") and not dry_run:
+                self._add_default_service_account(created["metadata"]["name"], events)
+            return self.present(rtype, created)
+
+    def _check_service_account(self, pod: dict[str, Any]) -> None:
+        """The ServiceAccount admission plugin: a pod's service account must exist."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        sa = spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+        spec.setdefault("serviceAccount", sa)
+        if (meta["namespace"], sa) not in self._objects.get(("", "serviceaccounts"), {}):
+            raise ApiError(403, "Forbidden", f'pods "{meta["name"]}" is forbidden: error looking '
+                           f'up service account {meta["namespace"]}/{sa}: serviceaccount "{sa}" '
+                           "not found", name=meta["name"], kind="pods")
+
+    def _add_default_service_account(self, namespace: str, events: list[WatchEvent]) -> None:
+        """What the service-account controller does for every new namespace."""
+        sa_type = self.resolve("v1", "ServiceAccount")
+        sa = admission.prepare_create(sa_type, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                "metadata": {"name": "default",
+                                                             "namespace": namespace}})
+        self._insert(sa_type, sa, False, events)
 
     def _insert(self, rtype: ResourceType, obj: dict[str, Any], dry_run: bool,
                 events: list[WatchEvent]) -> dict[str, Any]:
@@ -267,6 +291,10 @@ class ObjectStore(StreamsMixin):
             meta = obj.get("metadata") or {}
             ns = self._namespace_of(rtype, meta.get("namespace"))
             old = self._require(rtype, ns, meta.get("name") or "")
+            if rtype.crd is not None and not meta.get("resourceVersion"):
+                errors = InvalidFields()            # CRs allow no unconditional update
+                errors.invalid("metadata.resourceVersion", 0, "must be specified for an update")
+                errors.raise_if_any(rtype.kind, rtype.group, meta.get("name") or "")
             return self.present(rtype, self._update(rtype, old, obj, events, dry_run=dry_run,
                                                     status_only=subresource == "status"))
 

@@ -75,6 +75,15 @@ def validate_builtin(rtype: ResourceType, obj: dict[str, Any], errors: InvalidFi
     _collect(validator, obj, errors)
 
 
+def validate_object_meta(obj: dict[str, Any], errors: InvalidFields) -> None:
+    """A custom resource's metadata, checked against the built-in ObjectMeta schema."""
+    validator = _builtin_validator("v1", "ConfigMap", True)   # any kind: only metadata is probed
+    if validator is None:
+        return
+    probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj.get("metadata")}
+    _collect(validator, probe, errors)
+
+
 def warm_up() -> None:
     """Build the validators the product uses most, so the first request is not the slow one."""
     for api_version, kind in (("v1", "Pod"), ("v1", "Service"), ("apps/v1", "Deployment")):

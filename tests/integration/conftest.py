@@ -1,0 +1,59 @@
+"""Fixtures that assemble a test cluster for end-to-end DAG runs.
+
+`backend_kind` is `vanilla` (Debian's PostgreSQL, node DDL substituted by one method) and,
+when ANTDB_HOME points at an installed AntDB, `antdb` (real nodes, nothing substituted).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.cluster import antdb_home, start_cluster, stop_cluster
+
+
+def _antdb_param():
+    home, reason = antdb_home()
+    marks = [pytest.mark.antdb] + ([] if home else [pytest.mark.skip(reason=f"real AntDB: {reason}")])
+    return pytest.param("antdb", marks=marks)
+
+
+@pytest.fixture(params=["vanilla", _antdb_param()], scope="module")
+def backend_kind(request):
+    return request.param
+
+
+def _use_cluster(cluster, mp: pytest.MonkeyPatch) -> None:
+    for key, value in cluster.env.items():
+        mp.setenv(key, value)
+    if cluster.kind == "vanilla":
+        from antdb_k8s.hooks.antdb import AntDBHook
+        from tests.support.pgnodes import vanilla_apply_node_change
+
+        # Vanilla PostgreSQL has no CREATE/ALTER/DROP NODE: substitute the one method that runs it.
+        mp.setattr(AntDBHook, "apply_node_change", vanilla_apply_node_change)
+
+
+@pytest.fixture(scope="module")
+def module_cluster(backend_kind, airflow_db):
+    """One cluster shared by a module's tests, which run in order (deploy, re-run, restart...)."""
+    cluster = start_cluster(backend_kind)
+    mp = pytest.MonkeyPatch()
+    _use_cluster(cluster, mp)
+    try:
+        yield cluster
+    finally:
+        mp.undo()
+        stop_cluster(cluster)
+
+
+@pytest.fixture
+def fresh_cluster(airflow_db):
+    """A cluster of its own for one test (vanilla nodes)."""
+    cluster = start_cluster("vanilla")
+    mp = pytest.MonkeyPatch()
+    _use_cluster(cluster, mp)
+    try:
+        yield cluster
+    finally:
+        mp.undo()
+        stop_cluster(cluster)

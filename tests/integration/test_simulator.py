@@ -1,0 +1,431 @@
+"""The cluster simulator against the in-process API store, with a socket-only fake backend.
+
+What is checked is what the product relies on: nothing happens without an operator, a
+Pgcluster turns into the runbook's objects and a reachable node on its ClusterIP, missing
+mounts hold a pod back with the kubelet's Events, pods and Services can be re-created, and
+host preparation pods report (and change) the simulated hosts' sysctls.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from tests.support.kubeapi.server import KubeApiServer
+from tests.support.kubeapi.store import ObjectStore
+from tests.support.nodes import NodeProcessSpec
+from tests.support.simulator import ClusterSimulator
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+NS = "pgouser1"
+PASSWORD = "pw-Xq7-not-for-logs"
+CRD_FILE = Path(__file__).resolve().parents[2] / "include" / "crd" / "pgclusters.crunchydata.com.yaml"
+SYSCTL_WANT = "net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1"
+REPORT_LINE = re.compile(r"^(?P<key>\S+) current=(?P<current>\S*) want=(?P<want>\S*) result=(?P<result>ok|set|drift|error)$")
+
+
+class FakeBackend:
+    """Records calls; a started node is a real listening socket on spec.host:spec.port."""
+
+    def __init__(self, start_delay: float = 0.05) -> None:
+        self.start_delay = start_delay
+        self.calls: list[tuple] = []
+        self.specs: list[NodeProcessSpec] = []
+        self.fail_starts = 0                       # the next N start_node calls raise
+        self._sockets: dict[tuple[str, str], socket.socket] = {}
+        self._lock = threading.Lock()
+
+    def start_node(self, spec: NodeProcessSpec) -> None:
+        time.sleep(self.start_delay)
+        with self._lock:
+            self.calls.append(("start", spec.key, spec.host))
+            self.specs.append(spec)
+            if self.fail_starts:
+                self.fail_starts -= 1
+                raise RuntimeError(f"could not connect as {spec.superuser} password={spec.superuser_password}")
+            assert spec.key not in self._sockets, "started twice without a stop"
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((spec.host, spec.port))
+            sock.listen(8)
+            self._sockets[spec.key] = sock
+
+    def stop_node(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self.calls.append(("stop", (namespace, name)))
+            sock = self._sockets.pop((namespace, name), None)
+        if sock:
+            sock.close()
+
+    def destroy_data(self, namespace: str, name: str) -> None:
+        self.stop_node(namespace, name)
+        with self._lock:
+            self.calls.append(("destroy", (namespace, name)))
+
+    def stop_all(self) -> None:
+        for key in list(self._sockets):
+            self.stop_node(*key)
+
+    def kinds(self, key: tuple[str, str]) -> list[str]:
+        with self._lock:
+            return [c[0] for c in self.calls if c[1] == key]
+
+
+# ---------------------------------------------------------------- helpers
+
+def reachable(host: str, port: int = 5432) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def create_namespace(store: ObjectStore, name: str = NS, watched: bool = True) -> None:
+    labels = {"vendor": "crunchydata", "pgo-installation-name": "devtest"} if watched else {}
+    store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+
+
+def create_secrets(store: ObjectStore, cluster: str, namespace: str = NS) -> None:
+    users = {"postgres-secret": "postgres", "primaryuser-secret": "primaryuser", "antdb-secret": "antdb"}
+    for suffix, user in users.items():
+        store.create({"apiVersion": "v1", "kind": "Secret",
+                      "metadata": {"name": f"{cluster}-{suffix}", "namespace": namespace, "labels": {"pg-cluster": cluster}},
+                      "stringData": {"username": user, "password": PASSWORD}})
+    store.create({"apiVersion": "v1", "kind": "Secret",
+                  "metadata": {"name": f"{cluster}-backrest-repo-config", "namespace": namespace,
+                               "labels": {"pg-cluster": cluster, "pgo-backrest-repo": "true"}},
+                  "stringData": {"config": "[global]\n", "sshd_config": "Port 2022\n"}})
+
+
+def pgcluster(cluster: str, image: str, customconfig: str = "", namespace: str = NS) -> dict:
+    storage = {"name": cluster, "storageclass": "", "accessmode": "ReadWriteOnce", "size": "1Gi",
+               "storagetype": "create"}
+    return {"apiVersion": "crunchydata.com/v1", "kind": "Pgcluster",
+            "metadata": {"name": cluster, "namespace": namespace, "labels": {"pg-cluster": cluster}},
+            "spec": {"name": cluster, "clustername": cluster, "namespace": namespace, "ccpimage": image,
+                     "ccpimagetag": "21.0", "ccpimageprefix": "crunchydata", "port": "5432", "user": "antdb",
+                     "database": "postgres", "replicas": "0", "rootsecretname": f"{cluster}-postgres-secret",
+                     "primarysecretname": f"{cluster}-primaryuser-secret", "usersecretname": f"{cluster}-antdb-secret",
+                     "customconfig": customconfig, "userlabels": {"antdb.io/role": image.split(".")[-1]},
+                     "PrimaryStorage": storage, "BackrestStorage": {**storage, "name": ""}}}
+
+
+def postgres_ha(agtm_host: str) -> dict:
+    text = yaml.safe_dump({"bootstrap": {"dcs": {"postgresql": {"parameters": {
+        "logging_collector": True, "max_prepared_transactions": 1000, "agtm_host": agtm_host, "agtm_port": 5432}}}},
+        "postgresql": {"pg_hba": ["host all postgres 127.0.0.0/8 trust"]}})
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pgo-custom-antdb-config", "namespace": NS},
+            "data": {"postgres-ha.yaml": text}}
+
+
+def pods(store: ObjectStore, namespace: str = NS, selector: str | None = None) -> list[dict]:
+    return store.list("v1", "Pod", namespace, label_selector=selector)
+
+
+def primary_pod(store: ObjectStore, cluster: str) -> dict:
+    found = pods(store, selector=f"pg-cluster={cluster},pgo-pg-database=true")
+    assert len(found) == 1, [p["metadata"]["name"] for p in found]
+    return found[0]
+
+
+def is_ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def events_for(store: ObjectStore, name: str, namespace: str = NS) -> list[dict]:
+    return store.list("v1", "Event", namespace, field_selector=f"involvedObject.name={name}")
+
+
+def cluster_ip(store: ObjectStore, cluster: str) -> str:
+    return store.get("v1", "Service", NS, cluster)["spec"]["clusterIP"]
+
+
+# ---------------------------------------------------------------- fixtures
+
+def private_service_network() -> str:
+    """A random 127.a.b.0/24 for ClusterIPs, so parallel test processes never share addresses
+    (127.0/16, 127.1/16 and 127.2/16 are the default store range, node IPs and pod IPs)."""
+    rng = random.SystemRandom()
+    return f"127.{rng.randint(16, 250)}.{rng.randint(0, 255)}.0/24"
+
+
+@pytest.fixture
+def store() -> ObjectStore:
+    return ObjectStore(cluster_ip_network=private_service_network())
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def sim(store: ObjectStore, backend: FakeBackend):
+    simulator = ClusterSimulator(store, backend, ready_delay=0.1)
+    simulator.seed(operator_installed=True)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+    assert simulator.errors == []
+
+
+@pytest.fixture
+def gc_up(store: ObjectStore, sim: ClusterSimulator, backend: FakeBackend) -> str:
+    """gc built and Ready; returns its ClusterIP."""
+    create_namespace(store)
+    create_secrets(store, "gc")
+    store.create(pgcluster("gc", "antdb.cluster.gc-ha"))
+    sim.wait_idle()
+    assert is_ready(primary_pod(store, "gc"))
+    return cluster_ip(store, "gc")
+
+
+# ---------------------------------------------------------------- tests
+
+def test_without_an_operator_a_pgcluster_is_left_alone(store: ObjectStore, backend: FakeBackend) -> None:
+    simulator = ClusterSimulator(store, backend, ready_delay=0.05)
+    simulator.seed(operator_installed=False)
+    store.create(yaml.safe_load(CRD_FILE.read_text()))
+    with simulator:
+        create_namespace(store)
+        create_secrets(store, "gc")
+        store.create(pgcluster("gc", "antdb.cluster.gc-ha"))
+        simulator.wait_idle()
+        assert "status" not in store.get("crunchydata.com/v1", "Pgcluster", NS, "gc")
+        assert store.list("apps/v1", "Deployment", NS) == []
+        assert store.list("v1", "Service", NS) == []
+        assert backend.calls == []
+        proxies = pods(store, "kube-system", "k8s-app=kube-proxy")
+        assert len(proxies) == 2 and all(is_ready(p) for p in proxies)
+    assert simulator.errors == []
+
+
+def test_an_unwatched_namespace_is_left_alone(store: ObjectStore, sim: ClusterSimulator,
+                                              backend: FakeBackend) -> None:
+    operator_pod = pods(store, "pgo", "name=postgres-operator")[0]
+    assert is_ready(operator_pod) and len(operator_pod["status"]["containerStatuses"]) == 4
+    create_namespace(store, "other", watched=False)
+    create_secrets(store, "gc", "other")
+    store.create(pgcluster("gc", "antdb.cluster.gc-ha", namespace="other"))
+    sim.wait_idle()
+    assert "status" not in store.get("crunchydata.com/v1", "Pgcluster", "other", "gc")
+    assert store.list("apps/v1", "Deployment", "other") == [] and backend.calls == []
+
+
+def test_gc_pgcluster_becomes_a_reachable_primary(store: ObjectStore, sim: ClusterSimulator,
+                                                  backend: FakeBackend, gc_up: str) -> None:
+    status = store.get("crunchydata.com/v1", "Pgcluster", NS, "gc")["status"]
+    assert status == {"state": "pgcluster Processed", "message": "Successfully processed Pgcluster by controller"}
+    service = store.get("v1", "Service", NS, "gc")
+    assert gc_up.startswith("127.") and service["spec"]["selector"] == {"pg-cluster": "gc", "role": "master"}
+    assert [p["port"] for p in service["spec"]["ports"]] == [5432, 10000, 2022, 9187, 8009]
+    pod = primary_pod(store, "gc")
+    assert re.fullmatch(r"gc-[a-z0-9]{10}-[a-z0-9]{5}", pod["metadata"]["name"])
+    assert pod["metadata"]["labels"]["role"] == "master" and pod["status"]["phase"] == "Running"
+    assert pod["metadata"]["labels"]["antdb.io/role"] == "gc-ha"          # userlabels reach the pod
+    assert pod["spec"]["containers"][0]["image"] == "crunchydata/antdb.cluster.gc-ha:21.0"
+    spec = backend.specs[-1]
+    assert (spec.role, spec.host, spec.port, spec.agtm_host, spec.agtm_port) == ("gtm_coord", gc_up, 5432, gc_up, 5432)
+    assert (spec.superuser, spec.superuser_password) == ("postgres", PASSWORD)
+    assert reachable(gc_up)
+    deployment = store.get("apps/v1", "Deployment", NS, "gc")
+    assert deployment["status"]["readyReplicas"] == 1
+    assert {c["type"]: c["status"] for c in deployment["status"]["conditions"]}["Available"] == "True"
+    reasons = {e["reason"] for e in events_for(store, pod["metadata"]["name"])}
+    assert {"Scheduled", "Pulled", "Created", "Started"} <= reasons
+
+
+def test_auxiliary_pods_look_like_the_runbook_listing(store: ObjectStore, sim: ClusterSimulator, gc_up: str) -> None:
+    by_name = {p["metadata"]["name"]: p for p in pods(store)}
+    repo = [p for n, p in by_name.items() if n.startswith("gc-backrest-shared-repo-")]
+    stanza = [p for n, p in by_name.items() if re.fullmatch(r"gc-stanza-create-[a-z0-9]{5}", n)]
+    backup = [p for n, p in by_name.items() if re.fullmatch(r"backrest-backup-gc-[a-z0-9]{5}", n)]
+    assert len(repo) == len(stanza) == len(backup) == 1
+    assert repo[0]["metadata"]["labels"]["pgo-backrest-repo"] == "true" and is_ready(repo[0])
+    assert stanza[0]["metadata"]["labels"]["job-name"] == "gc-stanza-create"
+    assert backup[0]["metadata"]["labels"]["job-name"] == "backrest-backup-gc"
+    assert stanza[0]["status"]["phase"] == backup[0]["status"]["phase"] == "Succeeded"
+    # The runbook's filter (at most two dashes) keeps exactly the primary.
+    primaries = [n for n in by_name if not re.search(r"[a-zA-Z0-9 ]+-[a-zA-Z0-9 ]+-[a-zA-Z0-9 ]+-[a-zA-Z0-9 ]+", n)]
+    assert primaries == [primary_pod(store, "gc")["metadata"]["name"]]
+    claims = {c["metadata"]["name"]: c["status"]["phase"] for c in store.list("v1", "PersistentVolumeClaim", NS)}
+    assert claims == {"gc": "Bound", "gc-pgbr-repo": "Bound"}
+    config_maps = {c["metadata"]["name"] for c in store.list("v1", "ConfigMap", NS)}
+    assert {"gc-pgha-default-config", "gc-config", "gc-leader"} <= config_maps
+    endpoints = store.get("v1", "Endpoints", NS, "gc")
+    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == [primary_pod(store, "gc")["status"]["podIP"]]
+
+
+def test_missing_custom_config_holds_the_pod_until_it_exists(store: ObjectStore, sim: ClusterSimulator,
+                                                             backend: FakeBackend, gc_up: str) -> None:
+    create_secrets(store, "dn1")
+    store.create(pgcluster("dn1", "antdb.cluster.db-ha", customconfig="pgo-custom-antdb-config"))
+    sim.wait_idle()
+    pod = primary_pod(store, "dn1")
+    assert not is_ready(pod) and pod["status"]["phase"] == "Pending"
+    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    messages = [(e["reason"], e["type"], e["message"]) for e in events_for(store, pod["metadata"]["name"])]
+    assert ("FailedMount", "Warning", 'MountVolume.SetUp failed for volume "pgconf-volume" : '
+            'configmap "pgo-custom-antdb-config" not found') in messages
+    assert backend.kinds((NS, "dn1")) == []
+    store.create(postgres_ha(gc_up))
+    sim.wait_idle()
+    assert is_ready(primary_pod(store, "dn1"))
+    spec = backend.specs[-1]
+    assert (spec.name, spec.role, spec.agtm_host, spec.agtm_port) == ("dn1", "datanode", gc_up, 5432)
+    assert spec.host == cluster_ip(store, "dn1") != gc_up and reachable(spec.host)
+    assert spec.parameters["max_prepared_transactions"] == "1000" and spec.parameters["logging_collector"] == "on"
+    assert "agtm_host" not in spec.parameters
+    dcs = json.loads(store.get("v1", "ConfigMap", NS, "dn1-config")["metadata"]["annotations"]["config"])
+    assert dcs["postgresql"]["parameters"]["agtm_host"] == gc_up
+
+
+def test_deleted_pod_is_replaced_and_reuses_the_node(store: ObjectStore, sim: ClusterSimulator,
+                                                     backend: FakeBackend, gc_up: str) -> None:
+    old = primary_pod(store, "gc")["metadata"]["name"]
+    store.delete("v1", "Pod", NS, old)
+    sim.wait_idle()
+    new_pod = primary_pod(store, "gc")
+    new = new_pod["metadata"]["name"]
+    assert new != old and new.rsplit("-", 1)[0] == old.rsplit("-", 1)[0]     # same pod-template-hash
+    assert is_ready(new_pod) and new_pod["metadata"]["labels"]["role"] == "master"
+    assert cluster_ip(store, "gc") == gc_up and reachable(gc_up)
+    assert backend.kinds((NS, "gc")) == ["start", "stop", "start"]
+    assert [c[2] for c in backend.calls if c[0] == "start"] == [gc_up, gc_up]
+
+
+def test_recreated_service_moves_the_node_to_its_new_cluster_ip(store: ObjectStore, sim: ClusterSimulator,
+                                                                backend: FakeBackend, gc_up: str) -> None:
+    service = store.get("v1", "Service", NS, "gc")
+    store.delete("v1", "Service", NS, "gc")
+    sim.wait_idle()
+    assert is_ready(primary_pod(store, "gc")) and backend.kinds((NS, "gc")) == ["start"]
+    fresh = {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": "gc", "namespace": NS, "labels": service["metadata"]["labels"]},
+             "spec": {k: v for k, v in service["spec"].items() if k not in ("clusterIP", "clusterIPs")}}
+    new_ip = store.create(fresh)["spec"]["clusterIP"]
+    sim.wait_idle()
+    assert new_ip != gc_up
+    assert backend.kinds((NS, "gc")) == ["start", "stop", "start"]
+    spec = backend.specs[-1]
+    assert (spec.host, spec.agtm_host) == (new_ip, new_ip)
+    assert reachable(new_ip) and not reachable(gc_up)
+    assert is_ready(primary_pod(store, "gc"))
+
+
+def test_failed_start_is_reported_without_the_password_and_retried(store: ObjectStore, sim: ClusterSimulator,
+                                                                   backend: FakeBackend) -> None:
+    backend.fail_starts = 1
+    create_namespace(store)
+    create_secrets(store, "gc")
+    store.create(pgcluster("gc", "antdb.cluster.gc-ha"))
+    failed = wait_for(lambda: [e for p in pods(store, selector="pg-cluster=gc,pgo-pg-database=true")
+                               for e in events_for(store, p["metadata"]["name"]) if e["reason"] == "Failed"],
+                      what="a Failed event")
+    assert "could not connect" in failed[0]["message"] and PASSWORD not in failed[0]["message"]
+    wait_for(lambda: is_ready(primary_pod(store, "gc")), what="gc Ready after the retry")
+    assert backend.kinds((NS, "gc")) == ["start", "stop", "start"]
+    assert reachable(cluster_ip(store, "gc"))
+
+
+def test_deleting_the_claim_destroys_the_data_once_nothing_runs(store: ObjectStore, sim: ClusterSimulator,
+                                                                backend: FakeBackend, gc_up: str) -> None:
+    store.delete("crunchydata.com/v1", "Pgcluster", NS, "gc")        # the operator does nothing on delete
+    sim.wait_idle()
+    assert is_ready(primary_pod(store, "gc")) and backend.kinds((NS, "gc")) == ["start"]
+    store.delete("apps/v1", "Deployment", NS, "gc")
+    sim.wait_idle()
+    assert backend.kinds((NS, "gc")) == ["start", "stop"]
+    store.delete("v1", "PersistentVolumeClaim", NS, "gc")
+    sim.wait_idle()
+    assert backend.kinds((NS, "gc"))[-1] == "destroy"
+
+
+def host_prep_pod(node: str, mode: str, *, host_network: bool = True, privileged: bool = True) -> dict:
+    container = {"name": "sysctl", "image": "busybox:1.36", "command": ["/bin/sh", "-c", "true"],
+                 "env": [{"name": "SYSCTL_MODE", "value": mode}, {"name": "SYSCTL_WANT", "value": SYSCTL_WANT}],
+                 "securityContext": {"privileged": privileged}}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"generateName": f"antdb-host-prep-{node}-", "namespace": "default",
+                         "labels": {"app.kubernetes.io/name": "antdb-host-prep"}},
+            "spec": {"nodeName": node, "hostNetwork": host_network, "restartPolicy": "Never",
+                     "containers": [container]}}
+
+
+def run_host_prep(store: ObjectStore, sim: ClusterSimulator, server: KubeApiServer, pod: dict) -> tuple[str, dict]:
+    """Run one host-prep pod; its log as the product reads it (HTTP), and the parsed report."""
+    name = store.create(pod)["metadata"]["name"]
+    sim.wait_idle()
+    phase = store.get("v1", "Pod", "default", name)["status"]["phase"]
+    with urllib.request.urlopen(f"{server.url}/api/v1/namespaces/default/pods/{name}/log", timeout=5) as resp:
+        text = resp.read().decode()
+    report = {}
+    for line in text.splitlines():
+        match = REPORT_LINE.match(line)
+        assert match, line
+        report[match["key"]] = (match["current"], match["result"])
+    return phase, report
+
+
+def test_host_prep_pods_check_and_apply_sysctls(store: ObjectStore, sim: ClusterSimulator) -> None:
+    with KubeApiServer(store) as server:
+        phase, report = run_host_prep(store, sim, server, host_prep_pod("k8s-node-1", "check"))
+        assert phase == "Succeeded"
+        assert report == {"net.ipv4.ip_forward": ("1", "ok"), "net.bridge.bridge-nf-call-iptables": ("0", "drift"),
+                          "net.bridge.bridge-nf-call-ip6tables": ("0", "drift")}
+        assert sim.node_sysctls("k8s-node-1")["net.bridge.bridge-nf-call-iptables"] == "0"
+        phase, report = run_host_prep(store, sim, server, host_prep_pod("k8s-node-1", "apply"))
+        assert phase == "Succeeded" and report["net.bridge.bridge-nf-call-iptables"] == ("0", "set")
+        assert set(sim.node_sysctls("k8s-node-1").values()) == {"1"}
+        assert sim.node_sysctls("k8s-node-2")["net.bridge.bridge-nf-call-ip6tables"] == "0"
+        _, report = run_host_prep(store, sim, server, host_prep_pod("k8s-node-1", "check"))
+        assert {result for _, result in report.values()} == {"ok"}
+
+
+def test_host_prep_without_privilege_or_host_network_is_wrong_like_on_a_cluster(store: ObjectStore,
+                                                                               sim: ClusterSimulator) -> None:
+    with KubeApiServer(store) as server:
+        phase, report = run_host_prep(store, sim, server, host_prep_pod("k8s-node-2", "apply", privileged=False))
+        assert phase == "Failed" and report["net.bridge.bridge-nf-call-iptables"] == ("0", "error")
+        phase, report = run_host_prep(store, sim, server, host_prep_pod("k8s-node-2", "check", host_network=False))
+        assert report["net.bridge.bridge-nf-call-iptables"] == ("missing", "drift")
+    assert sim.node_sysctls("k8s-node-2")["net.bridge.bridge-nf-call-iptables"] == "0"
+
+
+def test_kube_proxy_is_iptables_and_its_pods_come_back(store: ObjectStore, sim: ClusterSimulator) -> None:
+    config = yaml.safe_load(store.get("v1", "ConfigMap", "kube-system", "kube-proxy")["data"]["config.conf"])
+    assert config["mode"] == "" and "ipvs" in config and config["kind"] == "KubeProxyConfiguration"
+    before = pods(store, "kube-system", "k8s-app=kube-proxy")
+    assert sorted(p["spec"]["nodeName"] for p in before) == ["k8s-node-1", "k8s-node-2"]
+    for pod in before:
+        store.delete("v1", "Pod", "kube-system", pod["metadata"]["name"])
+    sim.wait_idle()
+    after = pods(store, "kube-system", "k8s-app=kube-proxy")
+    assert sorted(p["spec"]["nodeName"] for p in after) == ["k8s-node-1", "k8s-node-2"]
+    assert not {p["metadata"]["name"] for p in after} & {p["metadata"]["name"] for p in before}
+    assert all(is_ready(p) and p["status"]["podIP"] == p["status"]["hostIP"] for p in after)
+    daemon_set = store.get("apps/v1", "DaemonSet", "kube-system", "kube-proxy")
+    assert daemon_set["status"]["numberReady"] == 2
+

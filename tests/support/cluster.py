@@ -1,0 +1,131 @@
+"""A whole test cluster: the Kubernetes API on loopback, the simulator, node databases, connections.
+
+`TestCluster` is what end-to-end tests hold: they trigger DAGs with `run_dag`, then assert
+on Kubernetes (through the API store) and on the node databases themselves (through
+psycopg connections to each Service ClusterIP, never through the product's hooks).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tests.support.kubeapi import KubeApiServer, ObjectStore
+from tests.support.sim import ClusterSimulator
+
+_NETWORKS = itertools.count(40)
+PASSWORD = "s3cret:'pw\\x"  # awkward on purpose: quoting bugs must show up in tests
+SUPERUSER = "postgres"
+
+
+def antdb_home() -> tuple[str | None, str]:
+    from tests.support.antdb_nodes import antdb_home_or_skip_reason
+
+    return antdb_home_or_skip_reason()
+
+
+def make_backend(kind: str, base_dir: str):
+    if kind == "antdb":
+        from tests.support.antdb_nodes import AntDBBackend
+
+        home, reason = antdb_home()
+        if home is None:
+            raise RuntimeError(reason)
+        return AntDBBackend(home, base_dir)
+    from tests.support.pgnodes import VanillaPostgresBackend
+
+    return VanillaPostgresBackend(base_dir)
+
+
+@dataclass
+class TestCluster:
+    kind: str
+    store: ObjectStore
+    api: KubeApiServer
+    sim: ClusterSimulator
+    backend: Any
+    kubeconfig: str
+    workdir: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    # --- Kubernetes side --------------------------------------------------------------
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
+        from tests.support.kubeapi import ApiError
+
+        try:
+            return self.store.get(api_version, kind, namespace, name)
+        except ApiError as err:
+            if err.code == 404:
+                return None
+            raise
+
+    def cluster_ips(self, namespace: str) -> dict[str, str]:
+        services = self.store.list("v1", "Service", namespace)
+        return {s["metadata"]["name"]: s["spec"].get("clusterIP") for s in services
+                if not s["metadata"]["name"].endswith(("-replica", "-backrest-shared-repo"))}
+
+    def database_pods(self, namespace: str) -> dict[str, str]:
+        pods = self.store.list("v1", "Pod", namespace, label_selector="pgo-pg-database=true,!pgo-backrest-repo")
+        return {p["metadata"]["labels"]["pg-cluster"]: p["metadata"]["name"] for p in pods
+                if "job-name" not in p["metadata"]["labels"]}
+
+    # --- database side ----------------------------------------------------------------
+    def connect(self, namespace: str, node: str) -> psycopg.Connection:
+        host = self.cluster_ips(namespace)[node]
+        return psycopg.connect(host=host, port=5432, user=SUPERUSER, password=PASSWORD, dbname="postgres",
+                               autocommit=True, connect_timeout=10)
+
+    def query(self, namespace: str, node: str, sql: str) -> list[tuple]:
+        with self.connect(namespace, node) as conn:
+            cursor = conn.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def pgxc_rows(self, namespace: str, node: str) -> set[tuple]:
+        rows = self.query(namespace, node, "SELECT node_name, node_type, node_host, node_port, nodeis_primary, "
+                                           "nodeis_gtm FROM pgxc_node")
+        return {(str(n), str(t), str(h), int(p), bool(pr), bool(g)) for n, t, h, p, pr, g in rows}
+
+    # --- Airflow side -----------------------------------------------------------------
+    def run_dag(self, dag_id: str, conf: dict | None = None):
+        """Run a DAG to completion in this process with `dag.test()`; returns the DagRun."""
+        from airflow.models import DagBag
+
+        bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"))
+        assert not bag.import_errors, bag.import_errors
+        return bag.dags[dag_id].test(run_conf=conf or {})
+
+
+def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: float = 0.2) -> TestCluster:
+    network = f"127.0.{next(_NETWORKS)}.0/24"
+    workdir = tempfile.mkdtemp(prefix=f"antdb-{kind}-")
+    os.chmod(workdir, 0o755)
+    store = ObjectStore(cluster_ip_network=network)
+    api = KubeApiServer(store).start()
+    backend = make_backend(kind, os.path.join(workdir, "nodes"))
+    sim = ClusterSimulator(store, backend, ready_delay=ready_delay)
+    sim.seed(operator_installed=operator_installed)
+    sim.start()
+    kubeconfig = api.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
+    env = {
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes",
+                                                       "extra": {"kube_config_path": kubeconfig}}),
+        "AIRFLOW_CONN_ANTDB_DEFAULT": json.dumps({"conn_type": "postgres", "login": SUPERUSER,
+                                                  "password": PASSWORD, "schema": "postgres"}),
+    }
+    return TestCluster(kind, store, api, sim, backend, kubeconfig, workdir, env)
+
+
+def stop_cluster(cluster: TestCluster) -> None:
+    try:
+        cluster.sim.stop()
+    finally:
+        cluster.api.stop()
+        shutil.rmtree(cluster.workdir, ignore_errors=True)

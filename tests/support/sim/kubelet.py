@@ -1,0 +1,129 @@
+"""The kubelet on every simulated node: pod status, pod IPs, logs and container Events.
+
+Database pods are delegated to `DatabaseNodes` (they start a real server through the
+backend); host-preparation pods run `hostprep.run_script` against the node's simulated
+sysctls; Job pods complete; every other pod becomes Ready `ready_delay` seconds after the
+kubelet first sees it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.support.kubeapi.store import ApiError
+
+from .common import NODE, POD, Api, EventRecorder, Snapshot, labels_of, log, name_of, ns_of, uid_of
+from .dbnodes import DatabaseNodes, is_database_pod
+from .hostprep import HostSysctls, is_host_prep
+from .podstatus import WAITING, PodState, completed, current_state, render, running
+from .workloads import TERMINAL, phase
+
+POD_NETWORK_PREFIX = "127.2"      # pod IPs 127.2.x.y; nodes are 127.1.0.x, ClusterIPs the store's range
+
+
+def internal_ip(node: dict) -> str:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP":
+            return address.get("address", "")
+    return ""
+
+
+def is_job_pod(pod: dict) -> bool:
+    refs = pod["metadata"].get("ownerReferences") or []
+    return any(r.get("kind") == "Job" for r in refs) or "job-name" in labels_of(pod)
+
+
+class Kubelet:
+    """Level-triggered: each pass computes every live pod's wanted state and writes differences."""
+
+    def __init__(self, api: Api, events: EventRecorder, sysctls: HostSysctls, db: DatabaseNodes) -> None:
+        self.api, self.events, self.sysctls, self.db = api, events, sysctls, db
+        self._first_seen: dict[str, float] = {}
+        self._pod_ips: dict[str, str] = {}
+        self._ip_counter = 0
+        self._host_prep_runs: dict[str, tuple[str, int]] = {}
+
+    def reconcile(self, snap: Snapshot, ready_delay: float) -> int:
+        """Returns how many pods are still on their way (pending work for wait_idle)."""
+        node_ips = {name_of(n): internal_ip(n) for n in snap.all(NODE)}
+        pods = [p for p in snap.all(POD) if phase(p) not in TERMINAL]
+        self._forget_gone({uid_of(p) for p in snap.all(POD)})
+        placed = [(p, self._node_of(p, node_ips)) for p in pods]
+        placed = [(p, n) for p, n in placed if n is not None]      # bound to an unknown node: stays Pending
+        db_pods = [p for p, _ in placed if is_database_pod(p)]
+        states = self.db.reconcile(snap, db_pods, lambda p: self._pod_ip(p, node_ips))
+        pending = len(self.db.ops)
+        for pod, node in placed:
+            state = states.get(uid_of(pod))
+            if state is None:
+                state, waiting = self._generic(pod, node, ready_delay, node_ips)
+                pending += waiting
+            self._write(pod, state, node_ips[node], node)
+        return pending
+
+    @staticmethod
+    def _node_of(pod: dict, node_ips: dict[str, str]) -> str | None:
+        node = pod["spec"].get("nodeName")
+        if node:
+            return node if node in node_ips else None
+        return min(node_ips) if node_ips else None     # unscheduled bare pod: treat as on the first node
+
+    def _pod_ip(self, pod: dict, node_ips: dict[str, str]) -> str:
+        if pod["spec"].get("hostNetwork"):
+            return node_ips.get(pod["spec"].get("nodeName") or "", "") or min(node_ips.values(), default="")
+        uid = uid_of(pod)
+        if uid not in self._pod_ips:
+            self._ip_counter += 1
+            count = self._ip_counter
+            self._pod_ips[uid] = f"{POD_NETWORK_PREFIX}.{count // 250}.{count % 250 + 1}"
+        return self._pod_ips[uid]
+
+    def _forget_gone(self, live: set[str]) -> None:
+        gone = (set(self._first_seen) | set(self._pod_ips) | set(self._host_prep_runs)) - live
+        for uid in gone:
+            self._first_seen.pop(uid, None)
+            self._pod_ips.pop(uid, None)
+            self._host_prep_runs.pop(uid, None)
+        if gone:
+            self.events.forget(gone)
+
+    def _generic(self, pod: dict, node: str, ready_delay: float, node_ips: dict[str, str]) -> tuple[PodState, int]:
+        uid = uid_of(pod)
+        current = current_state(pod)
+        started = current is not None and current.state != "waiting"
+        seen = self._first_seen.setdefault(uid, time.monotonic())
+        if not started and time.monotonic() - seen < ready_delay:
+            return WAITING, 1
+        ip = self._pod_ip(pod, node_ips)
+        if is_host_prep(pod):
+            if not self.sysctls.knows(node):
+                return WAITING, 0
+            if uid not in self._host_prep_runs:       # runs once: `apply` changes the node
+                self._host_prep_runs[uid] = self.sysctls.run_pod({**pod, "spec": {**pod["spec"], "nodeName": node}})
+            text, code = self._host_prep_runs[uid]
+            self._set_log(pod, text)
+            return completed(code, ip), 0
+        if is_job_pod(pod):
+            self._set_log(pod, f"{labels_of(pod).get('job-name', name_of(pod))}: completed successfully\n")
+            return completed(0, ip), 0
+        return running(ip), 0
+
+    def _set_log(self, pod: dict, text: str) -> None:
+        try:
+            self.api.store.set_pod_log(ns_of(pod), name_of(pod), text)
+        except ApiError as exc:        # deleted meanwhile
+            log.debug("log of %s not stored: %s", name_of(pod), exc.message)
+
+    def _write(self, pod: dict, state: PodState, host_ip: str, node: str) -> None:
+        current = current_state(pod)
+        if current == state:
+            return
+        if not self.api.set_status(POD, pod, render(pod, state, host_ip)):
+            return
+        newly_started = state.state != "waiting" and (current is None or current.state == "waiting")
+        if newly_started and not is_database_pod(pod):
+            for container in pod["spec"].get("containers") or []:
+                image, name = container.get("image", ""), container["name"]
+                self.events.emit(pod, "Pulled", f'Container image "{image}" already present on machine', host=node)
+                self.events.emit(pod, "Created", f"Created container {name}", host=node)
+                self.events.emit(pod, "Started", f"Started container {name}", host=node)
