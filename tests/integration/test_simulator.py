@@ -32,7 +32,8 @@ NS = "pgouser1"
 PASSWORD = "pw-Xq7-not-for-logs"
 CRD_FILE = Path(__file__).resolve().parents[2] / "include" / "crd" / "pgclusters.crunchydata.com.yaml"
 SYSCTL_WANT = "net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1"
-REPORT_LINE = re.compile(r"^(?P<key>\S+) current=(?P<current>\S*) want=(?P<want>\S*) result=(?P<result>ok|set|drift|error)$")
+REPORT_LINE = re.compile(r"^(?P<key>\S+) current=(?P<current>\S*) want=(?P<want>\S*) "
+                         r"result=(?P<result>ok|set|drift|error)$")
 
 
 class FakeBackend:
@@ -111,7 +112,8 @@ def create_secrets(store: ObjectStore, cluster: str, namespace: str = NS) -> Non
     users = {"postgres-secret": "postgres", "primaryuser-secret": "primaryuser", "antdb-secret": "antdb"}
     for suffix, user in users.items():
         store.create({"apiVersion": "v1", "kind": "Secret",
-                      "metadata": {"name": f"{cluster}-{suffix}", "namespace": namespace, "labels": {"pg-cluster": cluster}},
+                      "metadata": {"name": f"{cluster}-{suffix}", "namespace": namespace,
+                                   "labels": {"pg-cluster": cluster}},
                       "stringData": {"username": user, "password": PASSWORD}})
     store.create({"apiVersion": "v1", "kind": "Secret",
                   "metadata": {"name": f"{cluster}-backrest-repo-config", "namespace": namespace,

@@ -118,7 +118,7 @@ class ClusterSimulator:
             if last.writes == 0 and last.pending == 0 and not changed:
                 return
         raise TimeoutError(f"simulator not idle after {timeout}s: last pass {last}; "
-                           f"backend calls in flight: {sorted(self._db.ops)}")
+                           f"backend calls in flight: {sorted(dict(self._db.ops))}")
 
     def node_sysctls(self, k8s_node: str) -> dict[str, str]:
         """The simulated host's sysctl values (a copy)."""

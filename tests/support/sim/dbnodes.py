@@ -114,10 +114,9 @@ class DatabaseNodes:
                 if exc:
                     log.warning("stop_node %s/%s failed: %s", key[0], key[1], exc)
             elif op.kind == "destroy":
+                self.data.pop(key, None)            # no retry loop: a failed destroy is only logged
                 if exc:
                     log.warning("destroy_data %s/%s failed: %s", key[0], key[1], exc)
-                else:
-                    self.data.pop(key, None)
             elif exc is None:
                 self.running[key] = RunningNode(op.pod_uid, op.spec)
                 self.failures.pop(key, None)

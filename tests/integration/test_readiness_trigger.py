@@ -1,0 +1,60 @@
+"""The readiness trigger: progress while waiting, success when Ready, and a timeout that names
+every pod not Ready with its last events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from antdb_k8s.core.manifests import custom_config_manifest, namespace_manifest, pgcluster_manifest, secret_manifest, user_secret_names, backrest_secret_name
+from antdb_k8s.core.spec import parse_spec
+from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger
+from tests.support.cluster import PASSWORD, SUPERUSER
+
+pytestmark = pytest.mark.integration
+
+
+def run_trigger(trigger) -> dict:
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+    return asyncio.run(asyncio.wait_for(first_event(), timeout=120))
+
+
+def create_node_without_its_config(cluster, spec, name):
+    store = cluster.store
+    store.create(namespace_manifest(spec))
+    for user, secret in user_secret_names(name).items():
+        store.create(secret_manifest(spec, secret, name, {"username": SUPERUSER if user == "postgres" else user,
+                                                          "password": PASSWORD}))
+    store.create(secret_manifest(spec, backrest_secret_name(name), name, {"config": "x"}))
+    store.create(pgcluster_manifest(spec, name))
+
+
+def test_timeout_names_the_pod_and_its_events_then_success_once_it_can_start(fresh_cluster):
+    cluster = fresh_cluster
+    spec = parse_spec({"namespace": "waiting"})
+    create_node_without_its_config(cluster, spec, "dn1")
+    started = time.time()
+
+    event = run_trigger(AntDBNodesReadyTrigger(namespace="waiting", nodes=["dn1"], deadline=started + 3,
+                                               started=started, poke_interval=0.5))
+
+    assert event["status"] == "timeout"
+    pod = cluster.database_pods("waiting")["dn1"]
+    assert "0/1 ready" in event["message"] and pod in event["message"]
+    assert "FailedMount" in event["message"] and "pgo-custom-antdb-config" in event["message"]
+
+    cluster.store.create(custom_config_manifest(spec, "127.0.0.1"))
+    event = run_trigger(AntDBNodesReadyTrigger(namespace="waiting", nodes=["dn1"], deadline=time.time() + 90,
+                                               started=time.time(), poke_interval=0.5))
+    assert event == {"status": "success", "message": "1/1 ready: dn1", "ready": ["dn1"]}
+
+
+def test_trigger_serializes_to_its_import_path_and_plain_kwargs():
+    trigger = AntDBNodesReadyTrigger(namespace="ns", nodes=["gc"], deadline=10.0, started=1.0)
+    path, kwargs = trigger.serialize()
+    assert path == "antdb_k8s.triggers.readiness.AntDBNodesReadyTrigger"
+    assert AntDBNodesReadyTrigger(**kwargs).serialize() == (path, kwargs)
