@@ -57,3 +57,16 @@ def fresh_cluster(airflow_db):
     finally:
         mp.undo()
         stop_cluster(cluster)
+
+
+@pytest.fixture
+def bare_cluster(airflow_db):
+    """A cluster with no postgres-operator installed yet (vanilla nodes)."""
+    cluster = start_cluster("vanilla", operator_installed=False)
+    mp = pytest.MonkeyPatch()
+    _use_cluster(cluster, mp)
+    try:
+        yield cluster
+    finally:
+        mp.undo()
+        stop_cluster(cluster)

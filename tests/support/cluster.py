@@ -102,6 +102,16 @@ class TestCluster:
         assert not bag.import_errors, bag.import_errors
         return bag.dags[dag_id].test(run_conf=conf or {})
 
+    def xcom(self, run, task_id: str, key: str = "return_value"):
+        """The XCom `key` of `task_id` in `run` (a DagRun from `run_dag`), or None."""
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
+            row = session.execute(query.with_only_columns(XComModel.value)).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
 
 def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: float = 0.2) -> TestCluster:
     network = f"127.0.{next(_NETWORKS)}.0/24"

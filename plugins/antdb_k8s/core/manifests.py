@@ -178,3 +178,48 @@ def host_path_volume_manifest(spec: ClusterSpec, name: str) -> dict | None:
             "claimRef": {"namespace": spec.namespace, "name": name},
         },
     }
+
+
+def postgres_ha_with_agtm(text: str, agtm_host: str, agtm_port: int = 5432) -> str:
+    """`text` (a live postgres-ha.yaml) with only agtm_host/agtm_port changed.
+
+    Repair rewrites the address of gc in place rather than re-rendering from the conf:
+    the nightly verification has no deploy conf, and the user's other parameters and
+    pg_hba lines in the ConfigMap must survive.
+    """
+    document = yaml.safe_load(text) or {}
+    if not isinstance(document, dict):
+        raise ValueError("postgres-ha.yaml is not a YAML mapping")
+    dcs = document.setdefault("bootstrap", {}).setdefault("dcs", {})
+    parameters = dcs.setdefault("postgresql", {}).setdefault("parameters", {})
+    parameters["agtm_host"] = agtm_host
+    parameters["agtm_port"] = int(agtm_port)
+    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
+
+
+def dcs_config_name(cluster: str) -> str:
+    """Patroni's dynamic-config ConfigMap of one node (annotation `config`, JSON)."""
+    return f"{cluster}-config"
+
+
+def dcs_with_agtm(raw: str | None, agtm_host: str, agtm_port: int = 5432, *, required: bool = True) -> str | None:
+    """The `<c>-config` annotation with agtm_host/agtm_port set, or None when nothing changes.
+
+    Patroni bootstraps this annotation from postgres-ha.yaml once and runs from it ever
+    after, so a node restarted after gc moved reads the new address only from here.
+    `required=False` (gc, whose image points agtm_host at itself) only updates a value
+    that is already present.
+    """
+    import json
+
+    config = json.loads(raw or "{}")
+    if not isinstance(config, dict):
+        raise ValueError("Patroni DCS config is not a JSON object")
+    parameters = config.setdefault("postgresql", {}).setdefault("parameters", {})
+    if not required and "agtm_host" not in parameters:
+        return None
+    if parameters.get("agtm_host") == agtm_host and int(parameters.get("agtm_port", agtm_port)) == int(agtm_port):
+        return None
+    parameters["agtm_host"] = agtm_host
+    parameters["agtm_port"] = int(agtm_port)
+    return json.dumps(config, sort_keys=True)

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from antdb_k8s.core.hosts import (
-    HOST_PREP_LABEL,
     host_prep_pod,
     kube_proxy_mode,
     load_sysctl_script,
