@@ -10,6 +10,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER="$here/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW_ADMIN_USER:-admin}:admin"
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+export AIRFLOW__API__HOST="${AIRFLOW_HOST:-127.0.0.1}"   # the UI is for this machine unless you say otherwise
 mkdir -p "$AIRFLOW_HOME"
 
 # kubernetes_default: the user's kubeconfig when there is one, else in-cluster credentials.

@@ -7,9 +7,12 @@ Tests in this module run in order against one cluster per backend.
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
+
+from tests.support.cluster import PASSWORD, xcom_values
 
 pytestmark = pytest.mark.integration
 NS = "pgouser1"
@@ -50,10 +53,20 @@ def wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_deploy_with_default_conf_builds_a_verified_cluster(module_cluster):
+def test_deploy_with_default_conf_builds_a_verified_cluster(module_cluster, capfd):
     cluster = module_cluster
     run = cluster.run_dag("deploy_antdb", {})
     assert run.state == "success"
+    logs = capfd.readouterr()
+    secrets_seen = {cluster.store.get("v1", "Secret", NS, s["metadata"]["name"])["data"]["password"]
+                    for s in cluster.store.list("v1", "Secret", NS) if "password" in (s.get("data") or {})}
+    passwords = {base64.b64decode(value).decode() for value in secrets_seen}
+    assert PASSWORD in passwords and len(passwords) > 1, "superuser from the connection, others generated"
+    xcoms = xcom_values(run)
+    assert {task for task, _ in xcoms} >= {"validate", "collect_topology", "reconcile_pgxc_node", "smoke_test"}
+    for secret in passwords:
+        assert secret not in logs.out + logs.err, "a password reached the task log"
+        assert all(secret not in value for _, value in xcoms), "a password reached XCom"
 
     pgclusters = {p["metadata"]["name"] for p in cluster.store.list("crunchydata.com/v1", "Pgcluster", NS)}
     assert pgclusters == set(NODES)

@@ -71,3 +71,11 @@ def test_a_datanode_kubernetes_does_not_have_is_refused_not_dropped(fresh_cluste
     assert "refusing" in output.out + output.err and "dn9" in output.out + output.err
     assert cluster.pgxc_rows(NS, "cn1") == before, "a refused plan must change nothing"
     assert ("dn9", "D") in {(row[0], row[1]) for row in cluster.pgxc_rows(NS, "cn1")}
+
+    # Once the DBA has dealt with dn9 (here: removed its row by hand), the same conf re-run
+    # continues from where the failed run stopped and finishes the deploy.
+    cluster.query(NS, "cn1", "SELECT antdb_shim.drop_node('dn9')")
+    cluster.query(NS, "cn1", "SELECT pgxc_pool_reload()")
+    assert cluster.run_dag("deploy_antdb", conf).state == "success"
+    assert "dn9" not in {row[0] for row in cluster.pgxc_rows(NS, "cn1")}
+    assert cluster.pgxc_rows(NS, "cn1") == cluster.pgxc_rows(NS, "gc")

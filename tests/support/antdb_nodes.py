@@ -197,6 +197,55 @@ class AntDBBackend:
             self._nodes.pop((namespace, name), None)
         self._write_pgpass()
 
+    def clone_data(self, namespace: str, source: str, target: str) -> None:
+        """target's data dir becomes a consistent copy of source's, as AntDB's manager does
+        for "append coordinator": pg_basebackup from the running source (it keeps serving;
+        a stopped source is copied file by file under its lock), then `pgxc_node_name` is
+        set to target in postgresql.conf, so the copy starts under its own name with
+        source's catalog (pgxc_node included: source's self row, no row for target yet).
+        """
+        source_node, target_dir = self._known_or_on_disk(namespace, source), self.data_dir(namespace, target)
+        if source_node is None or not (source_node.data_dir / "PG_VERSION").exists():
+            raise AntDBError(f"clone {source} -> {target}: {source} has no data directory")
+        target_node = self._known_or_on_disk(namespace, target)
+        if target_node is not None and self._is_running(target_node):
+            raise AntDBError(f"clone {source} -> {target}: {target} is running; stop it first")
+        shutil.rmtree(target_dir, ignore_errors=True)
+        self._mkdir_owned(target_dir.parent)
+        with source_node.lock:
+            if self._is_running(source_node):
+                self._basebackup(source_node, target_dir, target)
+            else:
+                self._copy_stopped(source_node.data_dir, target_dir)
+        for leftover in ("postmaster.pid", "postmaster.opts", LOG_NAME):
+            (target_dir / leftover).unlink(missing_ok=True)
+        self._set_node_name(target_dir, target)
+        log.info("AntDB node %s/%s cloned from %s", namespace, target, source)
+
+    def _basebackup(self, source: _Node, target_dir: Path, target: str) -> None:
+        """AntDB's pg_basebackup insists on --nodename (it names tablespace directories)."""
+        spec = source.spec
+        res = self._run([str(self.bindir / "pg_basebackup"), "-h", spec.host, "-p", str(spec.port),
+                         "-U", spec.superuser, "-D", str(target_dir), "-X", "stream", "-c", "fast",
+                         "--nodename", target, "-w"], env={"PGPASSFILE": str(self.pgpass)}, timeout=600)
+        if res.returncode != 0:
+            shutil.rmtree(target_dir, ignore_errors=True)
+            raise AntDBError(f"pg_basebackup of {spec.name} failed (rc={res.returncode}): {res.stderr[-1000:]}")
+
+    def _copy_stopped(self, source_dir: Path, target_dir: Path) -> None:
+        res = self._run(["cp", "-a", str(source_dir), str(target_dir)], timeout=600)
+        if res.returncode != 0:
+            shutil.rmtree(target_dir, ignore_errors=True)
+            raise AntDBError(f"copy of {source_dir} failed (rc={res.returncode}): {res.stderr[-1000:]}")
+
+    def _set_node_name(self, data_dir: Path, name: str) -> None:
+        """Replace initdb's `pgxc_node_name = '...'` line (the node's identity is a postmaster GUC)."""
+        conf = data_dir / "postgresql.conf"
+        lines = [line for line in conf.read_text().splitlines()
+                 if not re.match(r"\s*pgxc_node_name\s*=", line)]
+        lines.append(f"pgxc_node_name = {_conf_value(name)}")
+        self._write_owned(conf, "\n".join(lines) + "\n")
+
     def stop_all(self) -> None:
         """Stop every node; try them all, then report the failures together."""
         errors = []

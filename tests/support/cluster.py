@@ -113,6 +113,18 @@ class TestCluster:
         return None if row is None else XComModel.deserialize_value(row)
 
 
+def xcom_values(run) -> list[tuple[str, str]]:
+    """Every XCom a DAG run pushed, as (task_id, JSON text), for assertions on what leaked."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(XComModel.task_id, XComModel.value)
+                               .where(XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id)).all()
+    return [(task_id, json.dumps(value, default=str)) for task_id, value in rows]
+
+
 def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: float = 0.2) -> TestCluster:
     network = f"127.0.{next(_NETWORKS)}.0/24"
     workdir = tempfile.mkdtemp(prefix=f"antdb-{kind}-")

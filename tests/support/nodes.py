@@ -43,6 +43,13 @@ class NodeBackend(Protocol):
     def destroy_data(self, namespace: str, name: str) -> None:
         """Stop if running and delete the data dir (the PVC was deleted)."""
 
+    def clone_data(self, namespace: str, source: str, target: str) -> None:
+        """Make target's data dir (its PVC) a consistent copy of source's, as a Crunchy clone
+        restore does: online (pg_basebackup) when the source runs, so it keeps serving; file
+        by file when it is stopped. Whatever target's dir held before is replaced. When target
+        starts it runs under its own name (pgxc_node_name = target), with source's catalog.
+        Target must not be running."""
+
     def stop_all(self) -> None:
         """Stop every server this backend started (test teardown). Data dirs are removed
         with the backend's base directory by the fixture that owns it."""

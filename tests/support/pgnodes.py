@@ -182,6 +182,50 @@ class VanillaPostgresBackend:
             shutil.rmtree(node.socket_dir, ignore_errors=True)
             shutil.rmtree(node.data_dir, ignore_errors=True)
 
+    def clone_data(self, namespace: str, source: str, target: str) -> None:
+        """target's data dir becomes a consistent copy of source's (a Crunchy clone restore).
+
+        A running source is copied online with pg_basebackup over its socket and keeps
+        serving; a stopped one is copied file by file under its lock so it cannot start
+        half-way. The copy takes the name `target` at its first start, because identity
+        (pgxc_node_name) is rewritten into BACKEND_CONF on every start.
+        """
+        source_dir, target_dir = self.data_dir(namespace, source), self.data_dir(namespace, target)
+        if not (source_dir / "PG_VERSION").exists():
+            raise VanillaNodeError(f"clone {source} -> {target}: {source} has no data directory")
+        with self._registry_lock:
+            source_node, target_node = self._nodes.get((namespace, source)), self._nodes.get((namespace, target))
+        if target_node is not None and self._is_running(target_node):
+            raise VanillaNodeError(f"clone {source} -> {target}: {target} is running; stop it first")
+        shutil.rmtree(target_dir, ignore_errors=True)
+        self._mkdir_owned(target_dir.parent)
+        if source_node is not None:
+            with source_node.lock:
+                if self._is_running(source_node):
+                    self._basebackup(source_node, target_dir)
+                else:
+                    self._copy_stopped(source_dir, target_dir)
+        else:
+            self._copy_stopped(source_dir, target_dir)
+        for leftover in ("postmaster.pid", "postmaster.opts", LOG_NAME):
+            (target_dir / leftover).unlink(missing_ok=True)
+        log.info("vanilla node %s/%s cloned from %s", namespace, target, source)
+
+    def _basebackup(self, source: _Node, target_dir: Path) -> None:
+        spec = source.spec
+        res = self._run([str(self.bindir / "pg_basebackup"), "-h", str(source.socket_dir), "-p", str(spec.port),
+                         "-U", spec.superuser, "-D", str(target_dir), "-X", "stream", "-c", "fast", "--no-sync",
+                         "-w"], timeout=600)
+        if res.returncode != 0:
+            shutil.rmtree(target_dir, ignore_errors=True)
+            raise VanillaNodeError(f"pg_basebackup of {spec.name} failed (rc={res.returncode}): {res.stderr[-1000:]}")
+
+    def _copy_stopped(self, source_dir: Path, target_dir: Path) -> None:
+        res = self._run(["cp", "-a", str(source_dir), str(target_dir)], timeout=600)
+        if res.returncode != 0:
+            shutil.rmtree(target_dir, ignore_errors=True)
+            raise VanillaNodeError(f"copy of {source_dir} failed (rc={res.returncode}): {res.stderr[-1000:]}")
+
     def stop_all(self) -> None:
         """Stop every node; try them all, then report the failures together."""
         errors = []
@@ -304,6 +348,7 @@ class VanillaPostgresBackend:
         self._write_owned(node.data_dir / "pg_hba.conf", (
             "# written by tests/support/pgnodes.py on every start\n"
             "local all all trust\n"
+            "local replication all trust\n"  # clone_data's pg_basebackup, over the socket only
             "host all all 127.0.0.0/8 scram-sha-256\n"))
 
     def _split_parameters(self, node: _Node) -> tuple[dict[str, object], dict[str, object]]:

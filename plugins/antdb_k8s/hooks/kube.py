@@ -49,6 +49,7 @@ KINDS: dict[tuple[str, str], KindInfo] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): KindInfo("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): KindInfo("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
     ("crunchydata.com/v1", "Pgcluster"): KindInfo("/apis/crunchydata.com/v1", "pgclusters", True),
+    ("crunchydata.com/v1", "Pgtask"): KindInfo("/apis/crunchydata.com/v1", "pgtasks", True),
 }
 SERVER_OWNED_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink")
 

@@ -150,6 +150,8 @@ class EnsurePgoOperator(AntDBBaseOperator):
     def manifests(spec) -> list[dict]:
         """include/operator + include/crd with the conf's namespaces substituted."""
         documents = load_yaml_documents("crd", "pgclusters.crunchydata.com.yaml")
+        # Pgtask: clone tasks (`pgo clone`), which scale_antdb_coordinators creates.
+        documents += load_yaml_documents("crd", "pgtasks.crunchydata.com.yaml")
         documents += load_yaml_documents("operator", "postgres-operator.yaml")
         return [_retarget(doc, spec) for doc in documents]
 

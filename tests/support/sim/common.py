@@ -41,6 +41,8 @@ JOB: GVK = ("batch/v1", "Job")
 PGCLUSTER: GVK = ("crunchydata.com/v1", "Pgcluster")
 CRD: GVK = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 PGCLUSTER_CRD_NAME = "pgclusters.crunchydata.com"
+PGTASK: GVK = ("crunchydata.com/v1", "Pgtask")
+PGTASK_CRD_NAME = "pgtasks.crunchydata.com"
 
 SNAPSHOT_KINDS: tuple[GVK, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, CONFIGMAP, SECRET,
                                    PVC, DEPLOYMENT, DAEMONSET, JOB)
@@ -127,12 +129,13 @@ class Snapshot:
     def take(cls, store: ObjectStore) -> "Snapshot":
         items = {gvk: store.list(*gvk) for gvk in SNAPSHOT_KINDS}
         crds = frozenset(name_of(c) for c in store.list(*CRD))
-        try:
-            items[PGCLUSTER] = store.list(*PGCLUSTER) if PGCLUSTER_CRD_NAME in crds else []
-        except ApiError as exc:          # the CRD vanished between the two reads
-            if exc.code != 404:
-                raise
-            items[PGCLUSTER] = []
+        for gvk, crd_name in ((PGCLUSTER, PGCLUSTER_CRD_NAME), (PGTASK, PGTASK_CRD_NAME)):
+            try:
+                items[gvk] = store.list(*gvk) if crd_name in crds else []
+            except ApiError as exc:      # the CRD vanished between the two reads
+                if exc.code != 404:
+                    raise
+                items[gvk] = []
         return cls(items, crds)
 
     def all(self, gvk: GVK, namespace: str | None = None) -> list[dict]:

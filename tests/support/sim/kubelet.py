@@ -9,6 +9,7 @@ kubelet first sees it.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from tests.support.kubeapi.store import ApiError
 
@@ -17,6 +18,14 @@ from .dbnodes import DatabaseNodes, is_database_pod
 from .hostprep import HostSysctls, is_host_prep
 from .podstatus import WAITING, PodState, completed, current_state, render, running
 from .workloads import TERMINAL, phase
+
+class JobRunner(Protocol):
+    """A Job pod whose work is real (e.g. a clone restore): state, log text, pending count."""
+
+    def handles(self, pod: dict) -> bool: ...
+
+    def run(self, pod: dict, ip: str) -> tuple[PodState, str | None, int]: ...
+
 
 POD_NETWORK_PREFIX = "127.2"      # pod IPs 127.2.x.y; nodes are 127.1.0.x, ClusterIPs the store's range
 
@@ -36,8 +45,10 @@ def is_job_pod(pod: dict) -> bool:
 class Kubelet:
     """Level-triggered: each pass computes every live pod's wanted state and writes differences."""
 
-    def __init__(self, api: Api, events: EventRecorder, sysctls: HostSysctls, db: DatabaseNodes) -> None:
+    def __init__(self, api: Api, events: EventRecorder, sysctls: HostSysctls, db: DatabaseNodes,
+                 jobs: "JobRunner | None" = None) -> None:
         self.api, self.events, self.sysctls, self.db = api, events, sysctls, db
+        self.jobs = jobs                  # runs Job pods that do real work (clone restores)
         self._first_seen: dict[str, float] = {}
         self._pod_ips: dict[str, str] = {}
         self._ip_counter = 0
@@ -103,6 +114,11 @@ class Kubelet:
             text, code = self._host_prep_runs[uid]
             self._set_log(pod, text)
             return completed(code, ip), 0
+        if is_job_pod(pod) and self.jobs is not None and self.jobs.handles(pod):
+            state, text, waiting = self.jobs.run(pod, ip)
+            if text is not None:
+                self._set_log(pod, text)
+            return state, waiting
         if is_job_pod(pod):
             self._set_log(pod, f"{labels_of(pod).get('job-name', name_of(pod))}: completed successfully\n")
             return completed(0, ip), 0

@@ -15,6 +15,8 @@ from .common import CRD, Api, log
 
 INCLUDE_DIR = Path(__file__).resolve().parents[3] / "include"
 CRD_FILE = INCLUDE_DIR / "crd" / "pgclusters.crunchydata.com.yaml"
+# Every CRD the package ships (Pgcluster, Pgtask, ...): an operator install registers them all.
+CRD_FILES = tuple(sorted((INCLUDE_DIR / "crd").glob("*.yaml")))
 OPERATOR_FILE = INCLUDE_DIR / "operator" / "postgres-operator.yaml"
 KUBE_PROXY_IMAGE = "registry.k8s.io/kube-proxy:v1.30.6"
 
@@ -142,6 +144,7 @@ def operator_objects() -> list[dict]:
     """The CRD plus the package's own operator manifest (what its install step creates);
     a minimal built-in stand-in if that manifest is missing."""
     objects = [yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))]
+    objects += [yaml.safe_load(path.read_text(encoding="utf-8")) for path in CRD_FILES if path != CRD_FILE]
     if OPERATOR_FILE.exists():
         docs = [d for d in yaml.safe_load_all(OPERATOR_FILE.read_text(encoding="utf-8")) if d]
     else:
