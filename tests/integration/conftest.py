@@ -6,6 +6,8 @@ when ANTDB_HOME points at an installed AntDB, `antdb` (real nodes, nothing subst
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from tests.support.cluster import antdb_home, start_cluster, stop_cluster
@@ -22,7 +24,11 @@ def backend_kind(request):
     return request.param
 
 
-def _use_cluster(cluster, mp: pytest.MonkeyPatch) -> None:
+@contextmanager
+def running_cluster(kind: str, **options):
+    """A started cluster whose connections are the Airflow defaults, stopped on exit."""
+    cluster = start_cluster(kind, **options)
+    mp = pytest.MonkeyPatch()
     for key, value in cluster.env.items():
         mp.setenv(key, value)
     if cluster.kind == "vanilla":
@@ -31,42 +37,29 @@ def _use_cluster(cluster, mp: pytest.MonkeyPatch) -> None:
 
         # Vanilla PostgreSQL has no CREATE/ALTER/DROP NODE: substitute the one method that runs it.
         mp.setattr(AntDBHook, "apply_node_change", vanilla_apply_node_change)
+    try:
+        yield cluster
+    finally:
+        mp.undo()
+        stop_cluster(cluster)
 
 
 @pytest.fixture(scope="module")
 def module_cluster(backend_kind, airflow_db):
     """One cluster shared by a module's tests, which run in order (deploy, re-run, restart...)."""
-    cluster = start_cluster(backend_kind)
-    mp = pytest.MonkeyPatch()
-    _use_cluster(cluster, mp)
-    try:
+    with running_cluster(backend_kind) as cluster:
         yield cluster
-    finally:
-        mp.undo()
-        stop_cluster(cluster)
 
 
 @pytest.fixture
 def fresh_cluster(airflow_db):
     """A cluster of its own for one test (vanilla nodes)."""
-    cluster = start_cluster("vanilla")
-    mp = pytest.MonkeyPatch()
-    _use_cluster(cluster, mp)
-    try:
+    with running_cluster("vanilla") as cluster:
         yield cluster
-    finally:
-        mp.undo()
-        stop_cluster(cluster)
 
 
 @pytest.fixture
 def bare_cluster(airflow_db):
     """A cluster with no postgres-operator installed yet (vanilla nodes)."""
-    cluster = start_cluster("vanilla", operator_installed=False)
-    mp = pytest.MonkeyPatch()
-    _use_cluster(cluster, mp)
-    try:
+    with running_cluster("vanilla", operator_installed=False) as cluster:
         yield cluster
-    finally:
-        mp.undo()
-        stop_cluster(cluster)
