@@ -79,3 +79,35 @@ def test_a_datanode_kubernetes_does_not_have_is_refused_not_dropped(fresh_cluste
     assert cluster.run_dag("deploy_antdb", conf).state == "success"
     assert "dn9" not in {row[0] for row in cluster.pgxc_rows(NS, "cn1")}
     assert cluster.pgxc_rows(NS, "cn1") == cluster.pgxc_rows(NS, "gc")
+
+
+def test_dry_run_without_a_reachable_cluster_says_what_it_could_not_read(airflow_db, tmp_path, monkeypatch):
+    import json
+    import socket
+
+    from tests.support.cluster import run_dag, xcom_values
+
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(
+        {"conn_type": "kubernetes", "extra": {"kube_config_path": str(kubeconfig)}}))
+    monkeypatch.setenv("AIRFLOW_CONN_ANTDB_DEFAULT", "postgres://postgres:pw@/postgres")
+
+    run = run_dag("deploy_antdb", {"dry_run": True})
+
+    assert run.state == "success"
+    summary = json.loads(dict(xcom_values(run))["summary"])
+    unread = " | ".join(summary["unread"])
+    for fact in ("Kubernetes nodes", "postgres-operator state", "Service gc ClusterIP", "node Services",
+                 "pgxc_node on gc"):
+        assert fact in unread
+    planned = [step for step in summary["steps"]["reconcile"]]
+    assert {p["target"] for p in planned} == {"gc", "cn1", "cn2"}
+    assert all(p["applied"] is False and p["sql"][-1] == "SELECT pgxc_pool_reload()" for p in planned)

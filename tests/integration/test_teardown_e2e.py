@@ -71,7 +71,8 @@ def test_deploy_a_small_cluster_and_write_a_ledger(module_cluster):
         {f"antdb-{NS}-dn1", f"antdb-{NS}-dn2"}
 
 
-@pytest.mark.parametrize("confirmation", [None, "", "antdb-teardwn", "pgouser1"])
+@pytest.mark.parametrize("confirmation", [None, "", "antdb-teardwn", "pgouser1"],
+                         ids=["missing", "empty", "typo", "other-namespace"])
 def test_without_matching_confirmation_it_refuses_and_touches_nothing(module_cluster, capfd, confirmation):
     cluster = module_cluster
     before = inventory(cluster)

@@ -95,12 +95,16 @@ class TestCluster:
 
     # --- Airflow side -----------------------------------------------------------------
     def run_dag(self, dag_id: str, conf: dict | None = None):
-        """Run a DAG to completion in this process with `dag.test()`; returns the DagRun."""
-        from airflow.models import DagBag
+        return run_dag(dag_id, conf)
 
-        bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"))
-        assert not bag.import_errors, bag.import_errors
-        return bag.dags[dag_id].test(run_conf=conf or {})
+
+def run_dag(dag_id: str, conf: dict | None = None):
+    """Run a DAG to completion in this process with `dag.test()`; returns the DagRun."""
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id].test(run_conf=conf or {})
 
     def xcom(self, run, task_id: str, key: str = "return_value"):
         """The XCom `key` of `task_id` in `run` (a DagRun from `run_dag`), or None."""

@@ -49,6 +49,7 @@ class AntDBBaseOperator(BaseOperator):
         try:
             return read()
         except Exception as exc:  # noqa: BLE001 - any failure to reach the cluster is reported, not raised
-            unread.append(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            unread.append(f"{what}: {type(exc).__name__}: {first_line[:120]}")
             self.log.warning("dry run: could not read %s (%s)", what, type(exc).__name__)
             return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from antdb_k8s.backends.credentials import backrest_repo_config, new_password
 from antdb_k8s.core.manifests import (
     APP_USER,
@@ -59,7 +61,7 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
     def _superuser(self) -> tuple[str, str]:
         conn = self.antdb.credentials
         if not conn.password:
-            raise ValueError(f"connection {self.antdb_conn_id} has no password; it becomes the AntDB superuser "
+            raise AirflowFailException(f"connection {self.antdb_conn_id} has no password; it becomes the AntDB superuser "
                              "password, so set one (see README: Connections)")
         return conn.login or "postgres", conn.password
 
@@ -81,7 +83,7 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
         existing = self.kube.read_secret_value(spec.namespace, name, "password")
         if existing is not None:
             if fixed is not None and existing != fixed:
-                raise ValueError(f"Secret {name} holds a different superuser password than connection "
+                raise AirflowFailException(f"Secret {name} holds a different superuser password than connection "
                                  f"{self.antdb_conn_id}; the running nodes use the Secret's. Update the connection.")
             return "exists"
         self.kube.create(secret_manifest(spec, name, node, {"username": login, "password": fixed or new_password()}))

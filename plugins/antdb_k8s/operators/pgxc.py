@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from antdb_k8s.core.pgxc import PgxcRow, plan_pgxc_changes, diff_summary
+from airflow.sdk.exceptions import AirflowFailException
+
+from antdb_k8s.core.pgxc import PgxcRow, PlanBlockedError, diff_summary, plan_pgxc_changes
 from antdb_k8s.core.sql import render_plan
 from antdb_k8s.core.topology import Topology
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
@@ -37,15 +39,24 @@ class ReconcilePgxcNodeOperator(AntDBBaseOperator):
             raise ValueError(f"{self.target} is not a node of the collected topology")
         unread: list[str] = []
         if spec.dry_run:
-            current = self.live_or_none(f"pgxc_node on {self.target}", lambda: self.antdb.read_pgxc_nodes(address), unread)
+            current = None
+            if isinstance(self.topology, dict) and self.topology.get("unread"):
+                unread.append(f"pgxc_node on {self.target}: its address is unknown (node Services were not read)")
+            else:
+                current = self.live_or_none(f"pgxc_node on {self.target}", lambda: self.antdb.read_pgxc_nodes(address),
+                                            unread)
             if current is None:
+                self.log.info("dry run: planning %s against a freshly initialised catalog", self.target)
                 current = fresh_catalog(self.target)
         else:
             current = self.antdb.read_pgxc_nodes(address)
         plan = plan_pgxc_changes(topology, current, self.target)
         self._log_plan(plan)
         if not spec.dry_run:
-            applied = self.antdb.apply_plan(address, plan)
+            try:
+                applied = self.antdb.apply_plan(address, plan)
+            except PlanBlockedError as refused:
+                raise AirflowFailException(str(refused)) from None  # retrying cannot make it safe
             self.log.info("%s: %d change(s) applied%s", self.target, applied, ", pool reloaded" if plan.reload_pool else "")
         return {"target": self.target, "summary": "no change" if plan.is_noop else f"{len(plan.changes)} change(s)",
                 "plan": plan.to_dict(), "sql": render_plan(plan), "applied": not spec.dry_run, "unread": unread}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from antdb_k8s.core.hosts import (
     host_prep_pod,
     kube_proxy_mode,
@@ -142,7 +144,7 @@ class EnsurePgoOperator(AntDBBaseOperator):
             return {"status": "installed", "actions": actions}
         problems = self._problems(spec)
         if problems:
-            raise RuntimeError("postgres-operator is not ready: " + "; ".join(problems)
+            raise AirflowFailException("postgres-operator is not ready: " + "; ".join(problems)
                                + ". Install it first, or trigger with operator.install: true.")
         return {"status": "verified"}
 

@@ -74,6 +74,10 @@ def _plain(value: Any) -> Any:
 
 
 def _short(result: Any) -> str:
+    if isinstance(result, dict) and result.get("nodes") and all(isinstance(n, dict) for n in result["nodes"]):
+        return ", ".join(f"{n['name']}={n['host']}:{n['port']}" for n in result["nodes"])
+    if isinstance(result, dict) and "target" in result:
+        return f"{result['target']}: {result.get('summary', '')}"
     if isinstance(result, dict):
         keys = ("status", "summary", "action", "host", "ok")
         parts = [f"{k}={result[k]}" for k in keys if k in result]

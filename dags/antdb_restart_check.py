@@ -1,0 +1,57 @@
+"""antdb_restart_check: the runbook's pod-restart check (section 3) as one run. Wiring only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, XComArg
+
+from antdb_k8s.core.restart_check import RESTART_CHECK_PARAMS
+from antdb_k8s.operators.restart_check import (
+    AssertUnchangedOperator,
+    DropCheckTableOperator,
+    RecordClusterOperator,
+    RestartNodesOperator,
+    RestartPrecheckOperator,
+    RestartSummaryOperator,
+)
+
+DOC_MD = """
+### Restart check: a pod restart must change nothing
+
+Nodes address each other by Service ClusterIP, so losing a database pod must not change how the
+cluster is wired or what it holds. This run proves it:
+
+**precheck** (the node name is known, and the cluster verifies clean, like `verify_antdb_topology`;
+otherwise the run refuses and names the drift) → **record** (creates and fills its own check table
+on gc; records every node's ClusterIP, `pgxc_node` on gc and every coordinator, the table's count
+from each of them and its rows per datanode) → **restart** (deletes the chosen node's primary
+database pod — `pod: gc` by default, any node name, or `all` one at a time — and waits, bounded by
+`timeout`, for a new Ready pod whose database answers and for every coordinator to read the table
+again) → **assert_unchanged** (records again; any difference fails the run, named) →
+**drop_check_table** (runs even when something failed) → **summary**.
+
+The before/after table is in the `assert_unchanged` log; the summary is in XCom. No password is logged.
+"""
+
+with DAG(
+    dag_id="antdb_restart_check",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    tags=["antdb", "kubernetes", "check"],
+    doc_md=DOC_MD,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
+    params={key: Param(schema["default"], **{k: v for k, v in schema.items() if k != "default"})
+            for key, schema in RESTART_CHECK_PARAMS.items()},
+) as dag:
+    precheck = RestartPrecheckOperator(task_id="precheck", retries=0)
+    record = RecordClusterOperator(task_id="record")
+    # No retries from here to the verdict: a retried restart would delete pods it already replaced.
+    restart = RestartNodesOperator(task_id="restart", nodes=precheck.output, retries=0)
+    check = AssertUnchangedOperator(task_id="assert_unchanged", recorded=record.output, restarts=restart.output,
+                                    retries=0)
+    drop = DropCheckTableOperator(task_id="drop_check_table", trigger_rule="all_done")
+    summary = RestartSummaryOperator(task_id="summary", summary=check.output, dropped=drop.output, retries=0)
+
+    precheck >> record >> restart >> check >> drop >> summary

@@ -1,0 +1,56 @@
+"""scale_antdb_coordinators: add or remove AntDB coordinators. Wiring only: no I/O at parse time."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param
+
+from antdb_k8s.core.scale import PARAM_DEFAULTS, PARAM_SCHEMAS
+from antdb_k8s.operators.scale import (
+    CloneCoordinatorsOperator,
+    PlanScaleOperator,
+    ReconcileScaleOperator,
+    RemoveCoordinatorsOperator,
+    VerifyScaleOperator,
+)
+
+DOC_MD = """
+### Scale AntDB coordinators (manual)
+
+Set **coordinators** to the count the cluster should have: **plan** → **clone new coordinators**
+→ **reconcile `pgxc_node`** on gc and every coordinator → **remove departing coordinators** → **verify**.
+
+* **Scale-out** is the runbook's `pgo clone cn1 cnN`: the package creates the clone `Pgtask`; the
+  postgres-operator restores cn1's data into the new volume and creates the Pgcluster with cn1's
+  image and storage. The new coordinator starts under its own name with cn1's catalog, so every table
+  created before the scale is usable from it. Then every catalog holder, old and new, learns it.
+  Avoid DDL while a scale-out runs (a table created meanwhile would be missing on the new node; the
+  run checks and fails if so).
+* **Scale-in** removes the highest-numbered coordinators. They are dropped from `pgxc_node` everywhere
+  *first*, while they still run (a catalog that points at a dead coordinator makes every DDL fail), then
+  their Pgclusters, Deployments, Services, Jobs, pods, ConfigMaps, Secrets and clone tasks are deleted.
+  Their PVCs are kept unless `delete_data: true`.
+* Refused: fewer than 1 coordinator, and any datanode change (AntDB 5 does not support datanode
+  scaling here; leave `datanodes` empty).
+* Re-running once the target is reached changes nothing; a re-run after a failure continues.
+"""
+
+with DAG(
+    dag_id="scale_antdb_coordinators",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    tags=["antdb", "kubernetes", "day-2", "scale"],
+    doc_md=DOC_MD,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
+    params={key: Param(copy.deepcopy(default), **PARAM_SCHEMAS[key]) for key, default in PARAM_DEFAULTS.items()},
+) as dag:
+    plan = PlanScaleOperator(task_id="plan", retries=0)
+    clone = CloneCoordinatorsOperator(task_id="clone_new_coordinators", plan=plan.output)
+    reconcile = ReconcileScaleOperator(task_id="reconcile_pgxc_node", plan=plan.output)
+    remove = RemoveCoordinatorsOperator(task_id="remove_departing_coordinators", plan=plan.output)
+    verify = VerifyScaleOperator(task_id="verify", plan=plan.output, retries=0)
+
+    plan >> clone >> reconcile >> remove >> verify

@@ -1,0 +1,174 @@
+"""scale_antdb_coordinators end to end: 1 gc + 2 cn + 2 dn with a filled table, then 2 -> 3
+(a clone carrying the catalog), the same again (no change), 3 -> 1 (PVCs kept), refusals.
+
+Tests in this module run in order against one cluster per backend. Every scenario ends by
+counting every row written so far, from every coordinator that exists.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_deploy_e2e import MUTATING
+
+pytestmark = pytest.mark.integration
+NS = "pgouser1"
+TABLE = "scale_check"
+DATANODES = ["dn1", "dn2"]
+TIMEOUTS = {"clone_ready": 300, "removal": 120, "poke_interval": 1}
+DEPLOY = {"coordinators": 2, "datanodes": 2, "prepare_hosts": "off",
+          "timeouts": {"gc_ready": 300, "nodes_ready": 300, "poke_interval": 1}}
+WRITTEN = {"rows": 0}          # rows inserted so far (module state: the tests run in order)
+
+
+def scale(cluster, coordinators: int, **extra):
+    return cluster.run_dag("scale_antdb_coordinators",
+                           {"namespace": NS, "coordinators": coordinators, "timeouts": TIMEOUTS, **extra})
+
+
+def expected_catalog(cluster, coordinators: list[str]) -> set[tuple]:
+    ips = cluster.cluster_ips(NS)
+    rows = {("gc", "C", ips["gc"], 5432, False, True)}
+    rows |= {(cn, "C", ips[cn], 5432, False, False) for cn in coordinators}
+    rows |= {(dn, "D", ips[dn], 5432, dn == "dn1", False) for dn in DATANODES}
+    return rows
+
+
+def write_from(cluster, node: str, rows: int) -> None:
+    start = WRITTEN["rows"] + 1
+    cluster.query(NS, node, f"INSERT INTO {TABLE} SELECT g, md5(g::text) FROM generate_series({start}, "
+                            f"{start + rows - 1}) g")
+    WRITTEN["rows"] += rows
+
+
+def count_from(cluster, node: str) -> int:
+    return cluster.query(NS, node, f"SELECT count(*) FROM {TABLE}")[0][0]
+
+
+def coordinators_in_kubernetes(cluster) -> list[str]:
+    names = [p["metadata"]["name"] for p in cluster.store.list("crunchydata.com/v1", "Pgcluster", NS)]
+    return sorted((n for n in names if n.startswith("cn")), key=lambda n: int(n[2:]))
+
+
+def leftovers(cluster, name: str) -> list[str]:
+    """Every object of node `name` still in the namespace, PVCs aside."""
+    found = []
+    for api_version, kind in (("crunchydata.com/v1", "Pgcluster"), ("crunchydata.com/v1", "Pgtask"),
+                              ("apps/v1", "Deployment"), ("batch/v1", "Job"), ("v1", "Service"), ("v1", "Pod"),
+                              ("v1", "ConfigMap"), ("v1", "Secret")):
+        for item in cluster.store.list(api_version, kind, NS):
+            meta = item["metadata"]
+            labels = meta.get("labels") or {}
+            if name in (labels.get("pg-cluster"), labels.get("crunchy-pgha-scope")) or meta["name"] == name:
+                found.append(f"{kind}/{meta['name']}")
+    return found
+
+
+def test_deploy_and_fill_a_table(module_cluster):
+    cluster = module_cluster
+    assert cluster.run_dag("deploy_antdb", DEPLOY).state == "success"
+    cluster.query(NS, "gc", f"CREATE TABLE {TABLE} (id int, payload text)")
+    write_from(cluster, "gc", 1000)
+    assert {count_from(cluster, n) for n in ("gc", "cn1", "cn2")} == {1000}
+
+
+def test_scale_out_2_to_3_clones_the_catalog_and_registers_cn3_everywhere(module_cluster):
+    cluster = module_cluster
+    run = scale(cluster, 3)
+    assert run.state == "success"
+
+    assert coordinators_in_kubernetes(cluster) == ["cn1", "cn2", "cn3"]
+    cn3 = cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn3")
+    cn1 = cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn1")
+    assert cn3["metadata"]["labels"]["antdb.io/role"] == "coordinator"
+    for key in ("ccpimage", "ccpimagetag", "ccpimageprefix", "PrimaryStorage", "customconfig"):
+        assert cn3["spec"][key] == (cn1["spec"][key] if key != "PrimaryStorage" else cn3["spec"][key]), key
+    assert cn3["spec"]["PrimaryStorage"]["size"] == cn1["spec"]["PrimaryStorage"]["size"]
+    tasks = {t["spec"]["tasktype"]: t for t in cluster.store.list("crunchydata.com/v1", "Pgtask", NS,
+                                                                  label_selector="pg-cluster=cn3,pgo-clone=true")}
+    assert set(tasks) == {"clone-step1", "clone-step2", "clone-step3"}
+    assert all(t["spec"]["status"] == "completed" for t in tasks.values())
+    assert tasks["clone-step1"]["spec"]["parameters"]["sourceClusterName"] == "cn1"
+    assert cluster.get("v1", "PersistentVolumeClaim", NS, "cn3") is not None
+
+    holders = ["gc", "cn1", "cn2", "cn3"]
+    for holder in holders:
+        assert cluster.pgxc_rows(NS, holder) == expected_catalog(cluster, ["cn1", "cn2", "cn3"]), holder
+    assert cluster.query(NS, "cn3", "SELECT setting FROM pg_settings WHERE name = 'pgxc_node_name'")[0][0] == "cn3"
+    for holder in holders:
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
+    for holder in holders:
+        write_from(cluster, holder, 25)
+    for holder in holders:
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
+    # DDL after the scale reaches the new coordinator too.
+    cluster.query(NS, "gc", "CREATE TABLE scale_after (id int)")
+    cluster.query(NS, "cn3", "INSERT INTO scale_after SELECT g FROM generate_series(1, 10) g")
+    assert cluster.query(NS, "cn2", "SELECT count(*) FROM scale_after")[0][0] == 10
+    cluster.query(NS, "cn1", "DROP TABLE scale_after")
+    assert cluster.xcom(run, "verify")["coordinators"] == ["cn1", "cn2", "cn3"]
+
+
+def test_scale_to_the_current_count_changes_nothing(module_cluster):
+    cluster = module_cluster
+    catalogs = {h: cluster.pgxc_rows(NS, h) for h in ("gc", "cn1", "cn2", "cn3")}
+    cluster.api.requests.clear()
+
+    run = scale(cluster, 3, datanodes=2)
+
+    assert run.state == "success"
+    writes = [(r.method, r.path) for r in cluster.api.requests if r.method in MUTATING]
+    assert writes == [], f"a re-run at the target must not write to Kubernetes: {writes}"
+    assert {h: cluster.pgxc_rows(NS, h) for h in catalogs} == catalogs
+    assert cluster.xcom(run, "plan")["action"] == "none"
+
+
+def test_scale_in_3_to_1_drops_cn2_cn3_everywhere_and_keeps_their_pvcs(module_cluster):
+    cluster = module_cluster
+    run = scale(cluster, 1)
+    assert run.state == "success"
+
+    assert coordinators_in_kubernetes(cluster) == ["cn1"]
+    for gone in ("cn2", "cn3"):
+        assert leftovers(cluster, gone) == [], gone
+        assert cluster.get("v1", "PersistentVolumeClaim", NS, gone) is not None, f"PVC {gone} must be kept"
+        assert gone not in cluster.cluster_ips(NS)
+    assert sorted(cluster.xcom(run, "remove_departing_coordinators")["kept_pvcs"]) == \
+        ["cn2", "cn2-pgbr-repo", "cn3", "cn3-pgbr-repo"]
+    for holder in ("gc", "cn1"):
+        assert cluster.pgxc_rows(NS, holder) == expected_catalog(cluster, ["cn1"]), holder
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
+    write_from(cluster, "gc", 30)
+    write_from(cluster, "cn1", 30)
+    cluster.query(NS, "gc", "CREATE TABLE scale_ddl_after_in (id int)")   # DDL works: no dead coordinator
+    cluster.query(NS, "gc", "DROP TABLE scale_ddl_after_in")
+    for holder in ("gc", "cn1"):
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
+
+
+def _refused(cluster, capfd, conf: dict) -> str:
+    capfd.readouterr()
+    cluster.api.requests.clear()
+    run = cluster.run_dag("scale_antdb_coordinators", {"namespace": NS, "timeouts": TIMEOUTS, **conf})
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["plan"] == "failed" and states["clone_new_coordinators"] == "upstream_failed"
+    assert [(r.method, r.path) for r in cluster.api.requests if r.method in MUTATING] == []
+    output = capfd.readouterr()
+    return output.out + output.err
+
+
+def test_zero_coordinators_is_refused_and_changes_nothing(module_cluster, capfd):
+    cluster = module_cluster
+    message = _refused(cluster, capfd, {"coordinators": 0})
+    assert "coordinators must be at least 1, got 0" in message
+    assert coordinators_in_kubernetes(cluster) == ["cn1"]
+
+
+def test_a_datanode_change_is_refused_saying_antdb5_does_not_support_it(module_cluster, capfd):
+    cluster = module_cluster
+    message = _refused(cluster, capfd, {"coordinators": 2, "datanodes": 3})
+    assert "AntDB 5 does not support datanode scaling here" in message
+    assert coordinators_in_kubernetes(cluster) == ["cn1"]
+    for holder in ("gc", "cn1"):
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
