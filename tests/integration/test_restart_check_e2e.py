@@ -32,6 +32,10 @@ def task_states(run) -> dict[str, str]:
     return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
 
 
+def task_tries(run) -> dict[str, int]:
+    return {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+
+
 def ledger_intact(cluster) -> None:
     counts = {h: cluster.query(NS, h, "SELECT count(*) FROM ledger")[0][0] for h in HOLDERS}
     assert counts == {h: LEDGER_ROWS for h in HOLDERS}
@@ -63,6 +67,7 @@ def test_restart_check_passes_and_leaves_nothing_behind(module_cluster, pod):
     run = restart_check(cluster, pod=pod, rows=5000)
 
     assert run.state == "success", task_states(run)
+    assert set(task_tries(run).values()) == {1}, f"no task may need an Airflow retry: {task_tries(run)}"
     summary = cluster.xcom(run, "summary")
     restarted = NODES if pod == "all" else [pod]
     assert [r["node"] for r in summary["restarts"]] == restarted

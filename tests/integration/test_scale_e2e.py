@@ -1,5 +1,6 @@
 """scale_antdb_coordinators end to end: 1 gc + 2 cn + 2 dn with a filled table, then 2 -> 3
-(a clone carrying the catalog), the same again (no change), 3 -> 1 (PVCs kept), refusals.
+(a clone carrying the catalog), the same again (no change), 3 -> 1 (PVCs kept), a failed clone
+and its re-run 1 -> 2 onto the kept PVC, 2 -> 1 with delete_data, refusals.
 
 Tests in this module run in order against one cluster per backend. Every scenario ends by
 counting every row written so far, from every coordinator that exists.
@@ -7,9 +8,13 @@ counting every row written so far, from every coordinator that exists.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from tests.integration.test_deploy_e2e import MUTATING
+from antdb_k8s.core.scale import ScalePlan
+from antdb_k8s.operators.scale import CloneCoordinatorsOperator
+from tests.integration.test_deploy_e2e import MUTATING, wait_until
 
 pytestmark = pytest.mark.integration
 NS = "pgouser1"
@@ -18,7 +23,7 @@ DATANODES = ["dn1", "dn2"]
 TIMEOUTS = {"clone_ready": 300, "removal": 120, "poke_interval": 1}
 DEPLOY = {"coordinators": 2, "datanodes": 2, "prepare_hosts": "off",
           "timeouts": {"gc_ready": 300, "nodes_ready": 300, "poke_interval": 1}}
-WRITTEN = {"rows": 0}          # rows inserted so far (module state: the tests run in order)
+WRITTEN = {"rows": 0}          # rows inserted so far into this backend's cluster (the tests run in order)
 
 
 def scale(cluster, coordinators: int, **extra):
@@ -66,6 +71,7 @@ def leftovers(cluster, name: str) -> list[str]:
 
 def test_deploy_and_fill_a_table(module_cluster):
     cluster = module_cluster
+    WRITTEN["rows"] = 0        # a new cluster per backend: count from zero again
     assert cluster.run_dag("deploy_antdb", DEPLOY).state == "success"
     cluster.query(NS, "gc", f"CREATE TABLE {TABLE} (id int, payload text)")
     write_from(cluster, "gc", 1000)
@@ -81,9 +87,13 @@ def test_scale_out_2_to_3_clones_the_catalog_and_registers_cn3_everywhere(module
     cn3 = cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn3")
     cn1 = cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn1")
     assert cn3["metadata"]["labels"]["antdb.io/role"] == "coordinator"
-    for key in ("ccpimage", "ccpimagetag", "ccpimageprefix", "PrimaryStorage", "customconfig"):
-        assert cn3["spec"][key] == (cn1["spec"][key] if key != "PrimaryStorage" else cn3["spec"][key]), key
-    assert cn3["spec"]["PrimaryStorage"]["size"] == cn1["spec"]["PrimaryStorage"]["size"]
+    for key in ("ccpimage", "ccpimagetag", "ccpimageprefix", "customconfig", "BackrestStorage", "port"):
+        assert cn3["spec"][key] == cn1["spec"][key], f"{key} must come from cn1's Pgcluster"
+    without_name = lambda storage: {k: v for k, v in storage.items() if k != "name"}  # noqa: E731
+    assert without_name(cn3["spec"]["PrimaryStorage"]) == without_name(cn1["spec"]["PrimaryStorage"])
+    assert cn3["spec"]["rootsecretname"] == "cn3-postgres-secret"
+    assert cluster.get("v1", "Secret", NS, "cn3-postgres-secret")["data"]["password"] == \
+        cluster.get("v1", "Secret", NS, "cn1-postgres-secret")["data"]["password"]
     tasks = {t["spec"]["tasktype"]: t for t in cluster.store.list("crunchydata.com/v1", "Pgtask", NS,
                                                                   label_selector="pg-cluster=cn3,pgo-clone=true")}
     assert set(tasks) == {"clone-step1", "clone-step2", "clone-step3"}
@@ -143,6 +153,53 @@ def test_scale_in_3_to_1_drops_cn2_cn3_everywhere_and_keeps_their_pvcs(module_cl
     cluster.query(NS, "gc", "CREATE TABLE scale_ddl_after_in (id int)")   # DDL works: no dead coordinator
     cluster.query(NS, "gc", "DROP TABLE scale_ddl_after_in")
     for holder in ("gc", "cn1"):
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
+
+
+def test_a_failed_clone_names_the_job_then_a_rerun_clones_onto_the_kept_pvc(module_cluster, monkeypatch):
+    cluster = module_cluster
+    cluster.query(NS, "gc", "CREATE TABLE scale_late (id int)")   # created while cn2 is gone
+    cluster.query(NS, "gc", "INSERT INTO scale_late VALUES (1), (2), (3)")
+
+    def broken_copy(namespace, source, target):
+        raise RuntimeError("no space left on device (injected)")
+
+    monkeypatch.setattr(cluster.backend, "clone_data", broken_copy)
+    plan = ScalePlan(NS, ("cn1",), ("cn1", "cn2"), add=("cn2",), source="cn1", datanodes=len(DATANODES))
+    clone = CloneCoordinatorsOperator(task_id="clone_new_coordinators", plan=plan.to_dict())
+    context = {"params": {"timeouts": TIMEOUTS}, "run_id": "injected-failure", "ti": SimpleNamespace(try_number=1)}
+    with pytest.raises(RuntimeError, match=r"Job restore-cn2-\w+ failed: .*no space left on device \(injected\)"):
+        clone.execute(context)
+    assert cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn2") is None
+    monkeypatch.undo()
+
+    run = scale(cluster, 2)        # a new clone attempt; the failed one is history
+
+    assert run.state == "success"
+    assert coordinators_in_kubernetes(cluster) == ["cn1", "cn2"]
+    for holder in ("gc", "cn1", "cn2"):
+        assert cluster.pgxc_rows(NS, holder) == expected_catalog(cluster, ["cn1", "cn2"]), holder
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
+    # The kept PVC of the old cn2 now holds a fresh clone: it knows a table made after it left.
+    assert cluster.query(NS, "cn2", "SELECT count(*) FROM scale_late")[0][0] == 3
+    write_from(cluster, "cn2", 40)
+    cluster.query(NS, "cn2", "DROP TABLE scale_late")
+    for holder in ("gc", "cn1", "cn2"):
+        assert count_from(cluster, holder) == WRITTEN["rows"], holder
+
+
+def test_scale_in_with_delete_data_removes_the_volumes(module_cluster):
+    cluster = module_cluster
+    run = scale(cluster, 1, delete_data=True)
+    assert run.state == "success"
+    assert coordinators_in_kubernetes(cluster) == ["cn1"]
+    assert leftovers(cluster, "cn2") == []
+    claims = [c["metadata"]["name"] for c in cluster.store.list("v1", "PersistentVolumeClaim", NS)]
+    assert "cn2" not in claims and "cn2-pgbr-repo" not in claims and "cn1" in claims
+    assert cluster.xcom(run, "remove_departing_coordinators")["kept_pvcs"] == []
+    wait_until(lambda: not cluster.backend.data_dir(NS, "cn2").exists(), 60, "cn2's data to be released")
+    for holder in ("gc", "cn1"):
+        assert cluster.pgxc_rows(NS, holder) == expected_catalog(cluster, ["cn1"]), holder
         assert count_from(cluster, holder) == WRITTEN["rows"], holder
 
 

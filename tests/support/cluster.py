@@ -7,6 +7,7 @@ psycopg connections to each Service ClusterIP, never through the product's hooks
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -21,7 +22,9 @@ import psycopg
 from tests.support.kubeapi import KubeApiServer, ObjectStore
 from tests.support.sim import ClusterSimulator
 
-_NETWORKS = itertools.count(40)
+_NETWORKS = itertools.cycle(range(40, 255))  # third octet of each cluster's 127.0.N.0/24
+_NETWORK_LOCK_DIR = Path(tempfile.gettempdir()) / "antdb-test-networks"
+_held_networks: dict[str, int] = {}  # workdir -> fd of the lock reserving that cluster's /24
 PASSWORD = "s3cret:'pw\\x"  # awkward on purpose: quoting bugs must show up in tests
 SUPERUSER = "postgres"
 
@@ -97,15 +100,6 @@ class TestCluster:
     def run_dag(self, dag_id: str, conf: dict | None = None):
         return run_dag(dag_id, conf)
 
-
-def run_dag(dag_id: str, conf: dict | None = None):
-    """Run a DAG to completion in this process with `dag.test()`; returns the DagRun."""
-    from airflow.models import DagBag
-
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id].test(run_conf=conf or {})
-
     def xcom(self, run, task_id: str, key: str = "return_value"):
         """The XCom `key` of `task_id` in `run` (a DagRun from `run_dag`), or None."""
         from airflow.models.xcom import XComModel
@@ -115,6 +109,15 @@ def run_dag(dag_id: str, conf: dict | None = None):
             query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
             row = session.execute(query.with_only_columns(XComModel.value)).first()
         return None if row is None else XComModel.deserialize_value(row)
+
+
+def run_dag(dag_id: str, conf: dict | None = None):
+    """Run a DAG to completion in this process with `dag.test()`; returns the DagRun."""
+    from airflow.models import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id].test(run_conf=conf or {})
 
 
 def xcom_values(run) -> list[tuple[str, str]]:
@@ -130,8 +133,9 @@ def xcom_values(run) -> list[tuple[str, str]]:
 
 
 def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: float = 0.2) -> TestCluster:
-    network = f"127.0.{next(_NETWORKS)}.0/24"
+    network, lock_fd = _reserve_network()
     workdir = tempfile.mkdtemp(prefix=f"antdb-{kind}-")
+    _held_networks[workdir] = lock_fd
     os.chmod(workdir, 0o755)
     store = ObjectStore(cluster_ip_network=network)
     api = KubeApiServer(store).start()
@@ -155,3 +159,27 @@ def stop_cluster(cluster: TestCluster) -> None:
     finally:
         cluster.api.stop()
         shutil.rmtree(cluster.workdir, ignore_errors=True)
+        lock_fd = _held_networks.pop(cluster.workdir, None)
+        if lock_fd is not None:
+            os.close(lock_fd)  # releases the flock: the /24 may be reused by any process
+
+
+def _reserve_network() -> tuple[str, int]:
+    """A 127.0.N.0/24 no other test process on this machine is using, and the fd holding it.
+
+    Several pytest sessions (parallel helpers, CI shards) may run at once, and each
+    one's counter starts at the same N: without a machine-wide reservation two clusters
+    get the same ClusterIPs and one node's server finds its address already bound. An
+    exclusive flock per N is that reservation; the kernel drops it if the process dies.
+    """
+    _NETWORK_LOCK_DIR.mkdir(mode=0o777, exist_ok=True)
+    for _ in range(255 - 40):
+        third = next(_NETWORKS)
+        fd = os.open(_NETWORK_LOCK_DIR / f"127.0.{third}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return f"127.0.{third}.0/24", fd
+    raise RuntimeError("no free 127.0.N.0/24 test network left (40..254 are all reserved by running tests)")

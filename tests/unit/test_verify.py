@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from antdb_k8s.core.manifests import agtm_from_postgres_ha, dcs_with_agtm, postgres_ha_with_agtm
+from antdb_k8s.core.manifests import agtm_from_dcs, agtm_from_postgres_ha, dcs_with_agtm, postgres_ha_with_agtm
 from antdb_k8s.core.pgxc import PgxcRow, plan_pgxc_changes
 from antdb_k8s.core.readiness import NodeReadiness, ReadinessReport
 from antdb_k8s.core.smoke import judge_smoke
@@ -19,6 +19,7 @@ from antdb_k8s.core.verify import (
     agtm_finding,
     config_map_finding,
     data_finding,
+    dcs_agtm_finding,
     first_line,
     pgxc_findings,
     pod_findings,
@@ -184,6 +185,14 @@ def test_gc_may_name_itself_by_a_loopback_alias_but_other_nodes_may_not():
     assert not agtm_finding(GC, "127.0.10.7", 5432, GC).ok
 
 
+def test_an_unreachable_node_is_explained_by_a_stale_patroni_config():
+    stale = dcs_agtm_finding(CN1, "cn1-config", "127.0.10.7", 5432, GC)
+    assert stale is not None and not stale.ok and stale.check == "agtm_host"
+    assert "cn1-config starts it with agtm_host 127.0.10.7:5432" in stale.detail
+    assert dcs_agtm_finding(CN1, "cn1-config", GC.host, 5432, GC) is None, "config right: nothing to add"
+    assert dcs_agtm_finding(CN1, "cn1-config", None, None, GC) is None, "no config: nothing to add"
+
+
 def test_config_map_finding():
     assert not config_map_finding("cfg", None, None, None, GC).ok
     assert config_map_finding("cfg", "text", GC.host, 5432, GC).ok
@@ -241,6 +250,14 @@ def test_dcs_with_agtm_leaves_gc_without_the_setting_alone():
     assert dcs_with_agtm(raw, "127.0.10.9", 5432, required=False) is None
     assert json.loads(dcs_with_agtm(raw, "127.0.10.9", 5432))["postgresql"]["parameters"]["agtm_host"] == "127.0.10.9"
     assert json.loads(dcs_with_agtm(None, "127.0.10.9"))["postgresql"]["parameters"]["agtm_port"] == 5432
+
+
+def test_agtm_from_dcs_reads_what_a_node_starts_with():
+    raw = json.dumps({"postgresql": {"parameters": {"agtm_host": "127.0.10.1", "agtm_port": "5432"}}})
+    assert agtm_from_dcs(raw) == ("127.0.10.1", 5432)
+    assert agtm_from_dcs(json.dumps({"loop_wait": 10})) == (None, None)
+    assert agtm_from_dcs("not json") == (None, None)
+    assert agtm_from_dcs(None) == (None, None)
 
 
 # --------------------------------------------------------------------------- failure callback

@@ -223,3 +223,16 @@ def dcs_with_agtm(raw: str | None, agtm_host: str, agtm_port: int = 5432, *, req
     parameters["agtm_host"] = agtm_host
     parameters["agtm_port"] = int(agtm_port)
     return json.dumps(config, sort_keys=True)
+
+
+def agtm_from_dcs(raw: str | None) -> tuple[str | None, int | None]:
+    """agtm_host/agtm_port of a `<c>-config` annotation (what the node starts with); (None, None) if unset."""
+    import json
+
+    try:
+        config = json.loads(raw or "{}")
+    except ValueError:
+        return None, None
+    parameters = ((config if isinstance(config, dict) else {}).get("postgresql") or {}).get("parameters") or {}
+    host, port = parameters.get("agtm_host"), parameters.get("agtm_port")
+    return (str(host) if host else None, int(port) if port not in (None, "") else None)

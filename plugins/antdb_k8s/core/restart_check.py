@@ -86,13 +86,16 @@ def _pgxc_changes(holder: str, before: list[dict], after: list[dict]) -> list[st
         elif name not in old:
             lines.append(f"pgxc_node on {holder}: row {name} appeared ({_row_text(new[name])})")
         elif old[name] != new[name]:
-            lines.append(f"pgxc_node on {holder}: row {name} changed {_row_text(old[name])} -> {_row_text(new[name])}")
+            lines.append(f"pgxc_node on {holder}: row {name} changed "
+                         f"{_row_text(old[name])} -> {_row_text(new[name])}")
     return lines
 
 
 def _row_text(row: Mapping) -> str:
-    flags = [f for f, key in (("primary", "is_primary"), ("preferred", "is_preferred"), ("gtm", "is_gtm")) if row.get(key)]
-    return f"{row.get('node_type')} {row.get('node_host')}:{row.get('node_port')}" + (f" [{','.join(flags)}]" if flags else "")
+    flags = [f for f, key in (("primary", "is_primary"), ("preferred", "is_preferred"), ("gtm", "is_gtm"))
+             if row.get(key)]
+    text = f"{row.get('node_type')} {row.get('node_host')}:{row.get('node_port')}"
+    return text + (f" [{','.join(flags)}]" if flags else "")
 
 
 def compare_records(before: ClusterRecord, after: ClusterRecord) -> list[str]:
@@ -107,7 +110,8 @@ def compare_records(before: ClusterRecord, after: ClusterRecord) -> list[str]:
         elif holder not in before.pgxc:
             lines.append(f"pgxc_node on {holder}: a catalog holder that was not there before")
         else:
-            lines += _pgxc_changes(holder, _canonical_rows(before.pgxc[holder]), _canonical_rows(after.pgxc[holder]))
+            lines += _pgxc_changes(holder, _canonical_rows(before.pgxc[holder]),
+                                   _canonical_rows(after.pgxc[holder]))
     lines += _map_changes("row count from", before.counts, after.counts)
     lines += _map_changes("rows on datanode", before.per_datanode, after.per_datanode)
     return lines
@@ -147,7 +151,8 @@ RESTART_CHECK_PARAMS: dict[str, dict] = {
     },
     "rows": {
         "default": 10000, "type": "integer", "minimum": 1, "maximum": 10_000_000, "section": "Restart",
-        "title": "Rows in the check table", "description": "Rows written to the run's own check table before the restart.",
+        "title": "Rows in the check table",
+        "description": "Rows written to the run's own check table before the restart.",
     },
     "timeout": {
         "default": 600, "type": "integer", "minimum": 10, "maximum": 7200, "section": "Restart",

@@ -177,7 +177,8 @@ def cluster_nodes(inventory: Inventory) -> tuple[str, ...]:
         names |= {_labels(o).get("pg-cluster", "") for o in inventory.of(gvk) if _managed(o)}
     names |= {_labels(v).get("pg-cluster", "") for v in inventory.volumes}
     if _managed(inventory.namespace_object):
-        names |= {_labels(c).get("pg-cluster", "") for c in inventory.of(PVC) if _labels(c).get("vendor") == "crunchydata"}
+        names |= {_labels(c).get("pg-cluster", "") for c in inventory.of(PVC)
+                  if _labels(c).get("vendor") == "crunchydata"}
     return tuple(sorted(n for n in names if is_dns1123_label(n)))
 
 
@@ -248,7 +249,8 @@ def _namespace_decision(inventory: Inventory, delete_data: bool, foreign: list[s
     if not delete_data:
         return None, "namespace kept (delete_data is false)"
     if not _managed(ns):
-        return None, f"namespace kept: it is not labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE} (the package did not create it)"
+        return None, (f"namespace kept: it is not labelled {MANAGED_BY_KEY}={MANAGED_BY_VALUE} "
+                      "(the package did not create it)")
     if foreign:
         shown = ", ".join(foreign[:_MAX_FOREIGN_SHOWN]) + (" ..." if len(foreign) > _MAX_FOREIGN_SHOWN else "")
         return None, f"namespace kept: it also holds objects that are not part of the AntDB cluster ({shown})"
@@ -277,20 +279,28 @@ def plan_teardown(inventory: Inventory, *, delete_data: bool) -> TeardownPlan:
 
 
 def render_table(plan: TeardownPlan, results: Mapping[str, str] | None = None) -> str:
-    """A fixed-width table for the task log: ACTION, KIND, NAME, NODE, and the result or reason.
+    """A fixed-width table for the task log: ACTION, KIND, NAME, NODE, and why.
 
     `results` maps `ObjectRef.key` to what happened ('deleted', 'already gone'); without it
-    the table is the plan itself (dry run).
+    the table is the plan itself (a dry run: ACTION 'delete').
     """
-    rows = [(("deleted" if results else "delete"), r, (results or {}).get(r.key, r.reason)) for r in plan.delete]
-    rows += [("kept", r, r.reason) for r in plan.keep]
-    head = f"{'ACTION':<8} {'KIND':<22} {'NAME':<32} {'NODE':<6} DETAIL"
+    def action(ref: ObjectRef) -> str:
+        if results is None:
+            return "delete"
+        return {"deleted": "deleted", "already gone": "gone"}.get(results.get(ref.key, ""), "not done")
+
+    rows = [(action(r), r, r.reason) for r in plan.delete] + [("kept", r, r.reason) for r in plan.keep]
+    head = f"{'ACTION':<8} {'KIND':<22} {'NAME':<42} {'NODE':<6} DETAIL"
     lines = [f"teardown of namespace {plan.namespace} (nodes: {', '.join(plan.nodes) or '-'})", head,
              "-" * len(head)]
-    for action, ref, detail in rows:
-        lines.append(f"{action:<8} {ref.kind:<22} {ref.name:<32} {ref.node or '-':<6} {detail}".rstrip())
+    for verb, ref, detail in rows:
+        lines.append(f"{verb:<8} {ref.kind:<22} {ref.name:<42} {ref.node or '-':<6} {detail}".rstrip())
     lines.append("-" * len(head))
-    lines.append(f"{len(plan.delete)} to delete, {len(plan.keep)} kept")
+    if results is None:
+        lines.append(f"{len(plan.delete)} to delete, {len(plan.keep)} kept")
+    else:
+        gone = sum(1 for r in plan.delete if results.get(r.key) == "already gone")
+        lines.append(f"{len(plan.delete) - gone} deleted, {gone} already gone, {len(plan.keep)} kept")
     lines.extend(f"note: {n}" for n in plan.notes)
     return "\n".join(lines)
 

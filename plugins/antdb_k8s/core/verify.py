@@ -199,6 +199,21 @@ def agtm_finding(address: NodeAddress, agtm_host: str | None, agtm_port: int | N
                    f"until it restarts with the new address (repair: full)")
 
 
+def dcs_agtm_finding(address: NodeAddress, config_name: str, host: str | None, port: int | None,
+                     gc: NodeAddress) -> Finding | None:
+    """For a node that does not answer: the agtm_host its Patroni config starts it with.
+
+    AntDB refuses every query, even `SHOW`, while a node cannot reach its GTM, so the
+    running value cannot be read; a stale value in `<c>-config` explains the silence.
+    None when the config is absent or already points at gc (nothing more to say).
+    """
+    if host is None or agtm_finding(address, host, port, gc).ok:
+        return None
+    return Finding(address.name, "agtm_host", False,
+                   f"node does not answer; {config_name} starts it with agtm_host {host}:{port or gc.port} but "
+                   f"gc's Service is at {gc.host}:{gc.port} (repair: full)")
+
+
 def config_map_finding(name: str, text: str | None, host: str | None, port: int | None, gc: NodeAddress) -> Finding:
     """The custom ConfigMap's agtm_host: what a restarted or new node will start with."""
     if text is None:

@@ -31,7 +31,7 @@ from antdb_k8s.core.verify import VerificationReport, agtm_finding, first_line, 
 from antdb_k8s.hooks.antdb import AntDBHook
 from antdb_k8s.hooks.kube import AntDBKubeHook
 from antdb_k8s.operators.base import AntDBBaseOperator
-from antdb_k8s.operators.verify import DATABASE_POD_SELECTOR, read_cluster
+from antdb_k8s.operators.verify import DATABASE_POD_SELECTOR, probe_identities, read_cluster
 
 log = logging.getLogger(__name__)
 REPAIR_LEVELS = ("off", "safe", "full")
@@ -40,6 +40,10 @@ GC_MOVE_CHECKS = ("agtm_host", "config_map", "reachable")
 
 class RepairError(RuntimeError):
     """A repair step could not be completed (the message names the node and what it waited for)."""
+
+
+class RepairRefused(RepairError):
+    """Nothing can be repaired safely from what Kubernetes shows (e.g. a node has no Service)."""
 
 
 @dataclass
@@ -62,8 +66,11 @@ def _complete_topology(kube: AntDBKubeHook, namespace: str) -> Topology:
     facts = read_cluster(kube, namespace)
     if not facts.complete:
         missing = sorted(set(facts.members) - set(facts.topology.names() if facts.topology else []))
-        raise RepairError(f"cannot repair {namespace}: no Service address for {', '.join(missing) or 'any node'}")
-    validate_topology(facts.topology)
+        raise RepairRefused(f"cannot repair {namespace}: no Service address for {', '.join(missing) or 'any node'}")
+    try:
+        validate_topology(facts.topology)
+    except ValueError as exc:
+        raise RepairRefused(f"cannot repair {namespace}: {exc}") from None
     return facts.topology
 
 
@@ -123,14 +130,11 @@ def patch_dcs_configs(kube: AntDBKubeHook, namespace: str, topology: Topology) -
 def stale_agtm_nodes(antdb: AntDBHook, topology: Topology) -> list[NodeAddress]:
     """Nodes running with another agtm_host than gc's Service, or not answering: restart order."""
     gc, stale = topology.gtm_coord, []
-    for node in topology.nodes:
-        try:
-            identity = antdb.identity(node)
-        except Exception as exc:  # noqa: BLE001 - an unreachable node is restarted too
-            log.warning("%s does not answer (%s): it will be restarted", node.name, first_line(exc))
+    for node, identity in zip(topology.nodes, probe_identities(antdb, topology.nodes).values()):
+        if isinstance(identity, Exception):
+            log.warning("%s does not answer (%s): it will be restarted", node.name, first_line(identity))
             stale.append(node)
-            continue
-        if not agtm_finding(node, identity.agtm_host, identity.agtm_port, gc).ok:
+        elif not agtm_finding(node, identity.agtm_host, identity.agtm_port, gc).ok:
             stale.append(node)
     return sorted(stale, key=lambda n: role_order(n.role))
 
@@ -194,11 +198,14 @@ def repair_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, level:
     outcome = RepairOutcome()
     if level == "off" or report.clean:
         return outcome
-    if level == "full" and any(f.check in GC_MOVE_CHECKS for f in report.problems):
-        moved = move_to_gc_address(kube, antdb, namespace, timeout=timeout, poll=poll)
-        outcome.actions += moved.actions
-        outcome.refused += moved.refused
-    catalogs = repair_catalogs(kube, antdb, namespace)
+    try:
+        if level == "full" and any(f.check in GC_MOVE_CHECKS for f in report.problems):
+            moved = move_to_gc_address(kube, antdb, namespace, timeout=timeout, poll=poll)
+            outcome.actions += moved.actions
+        catalogs = repair_catalogs(kube, antdb, namespace)
+    except RepairRefused as exc:
+        outcome.refused.append(str(exc))
+        return outcome
     outcome.actions += catalogs.actions
     outcome.refused += catalogs.refused
     return outcome

@@ -71,13 +71,21 @@ class PlanScaleOperator(AntDBBaseOperator):
         try:
             validate_request(params.get("coordinators"), params.get("datanodes"))
             namespace = require_dns1123_label(params.get("namespace"), "namespace")
-            members = members_from_pgclusters(self.kube.list(CRUNCHY_API, "Pgcluster", namespace))
+            members = members_from_pgclusters(self._pgclusters(namespace))
             plan = plan_scale(namespace, members, params["coordinators"], params.get("datanodes"),
                               bool(params.get("delete_data", False)))
         except (ScaleRefused, InvalidName) as exc:
             raise AirflowFailException(f"scale_antdb_coordinators refused: {exc}") from None
         self.log.info("%s", plan.summary())
         return plan.to_dict()
+
+    def _pgclusters(self, namespace: str) -> list[dict]:
+        try:
+            return self.kube.list(CRUNCHY_API, "Pgcluster", namespace)
+        except KubeError as err:
+            if err.status == 404:
+                raise ScaleRefused("the Pgcluster CRD is not installed: there is no AntDB cluster to scale") from None
+            raise
 
 
 class CloneCoordinatorsOperator(_PlanOperator):
@@ -138,7 +146,7 @@ class CloneCoordinatorsOperator(_PlanOperator):
 
     def _latest_workflow(self, namespace: str, name: str) -> tuple[str | None, list[dict]]:
         """The newest clone attempt's workflow id and its tasks (older failed attempts are history)."""
-        tasks = [t for t in self.listed(CRUNCHY_API, "Pgtask", namespace, f"pg-cluster={name},pgo-clone=true")]
+        tasks = self.listed(CRUNCHY_API, "Pgtask", namespace, f"pg-cluster={name},pgo-clone=true")
         if not tasks:
             return None, []
         newest = max(tasks, key=lambda t: t["metadata"].get("creationTimestamp") or "")

@@ -8,16 +8,18 @@ only adds params, the task-log table, XCom and the failure decision.
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, agtm_from_postgres_ha
+from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, agtm_from_dcs, agtm_from_postgres_ha, dcs_config_name
 from antdb_k8s.core.pgxc import plan_pgxc_changes, validate_topology
 from antdb_k8s.core.readiness import assess_readiness
 from antdb_k8s.core.smoke import scratch_table_name
-from antdb_k8s.core.topology import NodeRole, Topology, members_from_pgclusters, topology_from_services
+from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, members_from_pgclusters, topology_from_services
 from antdb_k8s.core.verify import (
     CLUSTER,
     Finding,
@@ -25,6 +27,7 @@ from antdb_k8s.core.verify import (
     agtm_finding,
     config_map_finding,
     data_finding,
+    dcs_agtm_finding,
     first_line,
     pgxc_findings,
     pod_findings,
@@ -78,14 +81,38 @@ def read_cluster(kube: AntDBKubeHook, namespace: str) -> ClusterFacts:
     return ClusterFacts(namespace, members, topology, findings)
 
 
+def probe_identities(antdb: AntDBHook, nodes: Sequence[NodeAddress], workers: int = 8
+                     ) -> dict[str, NodeIdentity | Exception]:
+    """`identity()` of every node, in parallel; a failure is returned in place of the identity.
+
+    Parallel because a node that cannot reach its GTM takes AntDB's GTM connect timeout
+    (seconds) to refuse each query, and after gc moved every other node does that.
+    """
+    if not nodes:
+        return {}
+    try:
+        antdb.credentials  # noqa: B018 - read once here, not concurrently from the workers
+    except Exception:  # noqa: BLE001 - each probe reports the missing connection itself
+        pass
+
+    def probe(address: NodeAddress) -> NodeIdentity | Exception:
+        try:
+            return antdb.identity(address)
+        except Exception as exc:  # noqa: BLE001 - returned: the caller decides what it means
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(nodes)), thread_name_prefix="antdb-probe") as pool:
+        return dict(zip((n.name for n in nodes), pool.map(probe, nodes)))
+
+
 def _identities(antdb: AntDBHook, topology: Topology, findings: list[Finding]) -> dict[str, NodeIdentity]:
     """Ask every node who it is; an unreachable node becomes a finding, not an exception."""
     found: dict[str, NodeIdentity] = {}
+    probed = probe_identities(antdb, topology.nodes)
     for address in topology.nodes:
-        try:
-            identity = antdb.identity(address)
-        except Exception as exc:  # noqa: BLE001 - any failure to query is the finding itself
-            findings.append(reachable_finding(address, _scrub(antdb, first_line(exc))))
+        identity = probed[address.name]
+        if isinstance(identity, Exception):
+            findings.append(reachable_finding(address, _scrub(antdb, first_line(identity))))
             continue
         found[address.name] = identity
         findings.append(reachable_finding(address, None))
@@ -103,10 +130,16 @@ def _scrub(antdb: AntDBHook, text: str) -> str:
 
 
 def _agtm_checks(kube: AntDBKubeHook, facts: ClusterFacts, identities: dict[str, NodeIdentity]) -> list[Finding]:
+    """Every node's agtm_host (running, else its Patroni config) and the custom ConfigMap's vs gc's Service."""
     gc = facts.topology.gtm_coord if facts.topology else None
     if gc is None:
         return [Finding("gc", "agtm_host", False, "gc has no Service address: agtm_host cannot be checked")]
     findings = [agtm_finding(i.address, i.agtm_host, i.agtm_port, gc) for i in identities.values()]
+    for node in (n for n in facts.topology.nodes if n.name not in identities):
+        dcs = kube.get("v1", "ConfigMap", dcs_config_name(node.name), facts.namespace) or {}
+        host, port = agtm_from_dcs(((dcs.get("metadata") or {}).get("annotations") or {}).get("config"))
+        finding = dcs_agtm_finding(node, dcs_config_name(node.name), host, port, gc)
+        findings += [finding] if finding else []
     config = kube.get("v1", "ConfigMap", CUSTOM_CONFIG_NAME, facts.namespace)
     text = ((config or {}).get("data") or {}).get("postgres-ha.yaml")
     host, port = agtm_from_postgres_ha(text) if text is not None else (None, None)
@@ -148,6 +181,8 @@ def _data_check(antdb: AntDBHook, facts: ClusterFacts, identities: dict[str, Nod
     unreachable = [n for n in topology.names() if n not in identities]
     if unreachable:
         return Finding(CLUSTER, "data", False, f"not run: {', '.join(unreachable)} unreachable")
+    # Enough rows that every datanode gets some (hash distribution): 50 per datanode at least.
+    rows = max(rows, 50 * len(topology.datanodes))
     try:
         result = antdb.run_smoke_test(topology, table, rows)
     except Exception as exc:  # noqa: BLE001 - a failed round trip is the finding
@@ -170,7 +205,7 @@ def verify_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, *, dat
         findings += _agtm_checks(kube, facts, identities)
         findings += _pgxc_checks(antdb, facts, identities)
         if data_check:
-            name = table or scratch_table_name("antdb_verify", f"{namespace}-adhoc")
+            name = table or scratch_table_name("antdb_verify", f"{namespace}-{time.time_ns()}")
             findings.append(_data_check(antdb, facts, identities, name, data_rows))
         else:
             findings.append(Finding(CLUSTER, "data", True, "skipped: data_check is off"))
