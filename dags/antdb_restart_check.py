@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param, XComArg
+from airflow.sdk import DAG, Param
 
 from antdb_k8s.core.restart_check import RESTART_CHECK_PARAMS
 from antdb_k8s.operators.restart_check import (

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from antdb_k8s.core.names import InvalidName, is_dns1123_label
+from antdb_k8s.core.names import is_dns1123_label
 from antdb_k8s.core.topology import NodeRole
 
 MAX_COORDINATORS = 16

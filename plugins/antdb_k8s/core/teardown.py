@@ -23,6 +23,7 @@ from antdb_k8s.core.topology import role_from_pgcluster
 
 Gvk = tuple[str, str]
 PGCLUSTER: Gvk = ("crunchydata.com/v1", "Pgcluster")
+PGTASK: Gvk = ("crunchydata.com/v1", "Pgtask")
 DEPLOYMENT: Gvk = ("apps/v1", "Deployment")
 JOB: Gvk = ("batch/v1", "Job")
 POD: Gvk = ("v1", "Pod")
@@ -37,7 +38,7 @@ NAMESPACE: Gvk = ("v1", "Namespace")
 # the Services, ConfigMaps and claims their pods use; Secrets last among the namespaced
 # kinds because they carry the package's label, which is how a retried teardown still
 # recognises what is left of the cluster.
-NAMESPACED_KINDS: tuple[Gvk, ...] = (PGCLUSTER, DEPLOYMENT, JOB, POD, SERVICE, CONFIGMAP, PVC, SECRET)
+NAMESPACED_KINDS: tuple[Gvk, ...] = (PGCLUSTER, PGTASK, DEPLOYMENT, JOB, POD, SERVICE, CONFIGMAP, PVC, SECRET)
 DATA_KINDS = frozenset({PVC, PV})
 MANAGED_BY_KEY, MANAGED_BY_VALUE = next(iter(MANAGED_BY.items()))
 PV_NAMESPACE_LABEL = "antdb.io/namespace"
@@ -133,7 +134,8 @@ class TeardownPlan:
         The caller waits for the nodes' pods to be gone between the two, so no data
         volume is released while a database still has it open.
         """
-        first = tuple(r for r in self.delete if r.gvk in (PGCLUSTER, DEPLOYMENT, JOB, POD, SERVICE, CONFIGMAP))
+        first = tuple(r for r in self.delete
+                      if r.gvk in (PGCLUSTER, PGTASK, DEPLOYMENT, JOB, POD, SERVICE, CONFIGMAP))
         return first, tuple(r for r in self.delete if r not in first)
 
     def to_dict(self) -> dict:
@@ -197,7 +199,8 @@ def _owner_node(gvk: Gvk, obj: Mapping, nodes: frozenset[str]) -> str | None:
 
 
 def _why_delete(gvk: Gvk) -> str:
-    return {PGCLUSTER: "AntDB node definition", DEPLOYMENT: "runs the node", JOB: "pgBackRest job",
+    return {PGCLUSTER: "AntDB node definition", PGTASK: "operator task (clone)", DEPLOYMENT: "runs the node",
+            JOB: "pgBackRest job",
             POD: "node pod", SERVICE: "node address", CONFIGMAP: "node configuration",
             SECRET: "node credentials", PVC: "node data (delete_data)", PV: "hostPath volume (delete_data)"}[gvk]
 

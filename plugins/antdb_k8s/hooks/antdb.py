@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Sequence
 
+import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseHook, Connection
 
@@ -85,6 +87,25 @@ class AntDBHook(BaseHook):
         with self.connect_to(address) as connection, connection.cursor() as cursor:
             cursor.execute(sql, parameters)
 
+    def execute_ddl(self, address: NodeAddress, statement: str, attempts: int = 10, pause: float = 1.0) -> None:
+        """Cluster-wide DDL, retried on a lost connection (observed on real AntDB).
+
+        A coordinator runs DDL on its peers through pooled connections; one pooled to a
+        peer whose pod was replaced fails once ("server closed the connection
+        unexpectedly") and is then discarded, so the next attempt goes through. Only
+        statements that are safe to repeat (DROP ... IF EXISTS, or CREATE after one) belong here.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                self.execute(address, statement)
+                return
+            except psycopg.OperationalError as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("%s: DDL attempt %d/%d failed (%s); retrying in %.0fs", address.name, attempt,
+                            attempts, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, pause)
+                time.sleep(pause)
+
     def read_pgxc_nodes(self, address: NodeAddress) -> list[PgxcRow]:
         return [row_from_record(record) for record in self.query(address, READ_PGXC_NODE_SQL)]
 
@@ -131,13 +152,14 @@ class AntDBHook(BaseHook):
         sql = SmokeSql(table, rows)
         origin = topology.gtm_coord
         try:
-            self.execute(origin, sql.create)
+            self.execute_ddl(origin, sql.drop)  # a retried try starts from nothing
+            self.execute_ddl(origin, sql.create)
             self.execute(origin, sql.fill)
             per_datanode = {name: int(count) for name, count in self.query(origin, sql.per_datanode)}
             counts = {holder.name: int(self.query(holder, sql.count)[0][0]) for holder in topology.catalog_holders}
         finally:
             try:
-                self.execute(origin, sql.drop)
+                self.execute_ddl(origin, sql.drop, attempts=3)
             except Exception:  # noqa: BLE001 - the original error matters more; this one is logged
                 log.exception("could not drop scratch table %s on %s", table, origin.name)
         return judge_smoke(topology, table, rows, per_datanode, counts)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import psycopg
 from airflow.sdk.exceptions import AirflowFailException
 
 from antdb_k8s.core.restart_check import (
@@ -37,7 +36,6 @@ from antdb_k8s.triggers.readiness import describe_timeout, read_readiness
 
 POLL_SECONDS = 1.0
 TABLE_KEY = "table"
-DDL_ATTEMPTS, DDL_PAUSE_SECONDS = 10, 1.0  # one stale pooled connection per coordinator, at most
 
 
 def live_topology(kube: AntDBKubeHook, namespace: str) -> Topology:
@@ -59,26 +57,6 @@ def record_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, sql: S
         per_datanode={name: int(count) for name, count in antdb.query(topology.gtm_coord, sql.per_datanode)},
         pods={n.node: n.pod or "-" for n in readiness.nodes},
     )
-
-
-def execute_ddl(antdb: AntDBHook, address: NodeAddress, statement: str, log: Any) -> None:
-    """DDL on gc, retried a few times on a lost connection (observed on real AntDB).
-
-    gc runs DDL on the other coordinators through pooled connections; one pooled to a
-    coordinator whose pod was replaced fails once ("server closed the connection
-    unexpectedly") and is then discarded, so the next attempt goes through.
-    """
-    for attempt in range(1, DDL_ATTEMPTS + 1):
-        try:
-            antdb.execute(address, statement)
-            return
-        except psycopg.OperationalError as exc:
-            if attempt == DDL_ATTEMPTS:
-                raise
-            reason = str(exc).splitlines()[0] if str(exc) else ""
-            log.warning("%s: DDL attempt %d/%d failed (%s: %s); retrying in %.0fs", address.name, attempt,
-                        DDL_ATTEMPTS, type(exc).__name__, reason, DDL_PAUSE_SECONDS)
-            time.sleep(DDL_PAUSE_SECONDS)
 
 
 def _params(context: Any) -> tuple[str, SmokeSql, int]:
@@ -113,8 +91,8 @@ class RecordClusterOperator(AntDBBaseOperator):
         namespace, sql, _ = _params(context)
         context["ti"].xcom_push(key=TABLE_KEY, value=sql.table)  # first: the drop task relies on it
         gc = live_topology(self.kube, namespace).gtm_coord
-        execute_ddl(self.antdb, gc, sql.drop, self.log)  # a retried try starts from an empty table
-        execute_ddl(self.antdb, gc, sql.create, self.log)
+        self.antdb.execute_ddl(gc, sql.drop)  # a retried try starts from an empty table
+        self.antdb.execute_ddl(gc, sql.create)
         self.antdb.execute(gc, sql.fill)
         record = record_cluster(self.kube, self.antdb, namespace, sql)
         self.log.info("recorded %s: counts %s; rows per datanode %s", sql.table, record.counts, record.per_datanode)
@@ -219,7 +197,7 @@ class DropCheckTableOperator(AntDBBaseOperator):
             self.log.info("the record task never started: no check table to drop")
             return {"table": sql.table, "dropped": False}
         gc = live_topology(self.kube, namespace).gtm_coord
-        execute_ddl(self.antdb, gc, sql.drop, self.log)
+        self.antdb.execute_ddl(gc, sql.drop)
         self.log.info("dropped check table %s (if it existed)", sql.table)
         return {"table": sql.table, "dropped": True}
 
