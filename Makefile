@@ -31,9 +31,13 @@ test: $(STAMP_TEST)
 test-unit: $(STAMP_TEST)
 	$(VENV)/bin/pytest tests/unit tests/dags $(PYTEST_ARGS)
 
+test-integration: $(STAMP_TEST)
+	scripts/ensure-postgres.sh
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
 test-antdb: $(STAMP_TEST)
 	scripts/ensure-postgres.sh
-	$(VENV)/bin/pytest tests/antdb $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m antdb -rs tests/antdb tests/integration $(PYTEST_ARGS)
 
 bench: $(STAMP_TEST)
 	scripts/ensure-postgres.sh

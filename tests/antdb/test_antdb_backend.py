@@ -18,7 +18,7 @@ from tests.support.antdb_nodes import AntDBBackend, antdb_home_or_skip_reason
 from tests.support.nodes import NodeProcessSpec
 
 ANTDB_HOME, SKIP_REASON = antdb_home_or_skip_reason()
-pytestmark = [pytest.mark.skipif(ANTDB_HOME is None, reason=SKIP_REASON), pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.antdb, pytest.mark.skipif(ANTDB_HOME is None, reason=SKIP_REASON), pytest.mark.timeout(600)]
 
 NAMESPACE = "antdb-test"
 PASSWORD = "t3st-Secret:with\\odd'chars"
