@@ -178,38 +178,29 @@ class Api:
         self._count()
         return created
 
+    def _write_unless_gone(self, write):
+        """Run one store write; (True, result) if done, (False, None) if the object is gone (404)."""
+        try:
+            result = write()
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            return False, None
+        self._count()
+        return True, result
+
     def set_status(self, gvk: GVK, obj: dict, status: dict) -> bool:
         """Write `status` unless it is already the object's status (no-op writes are skipped)."""
         if obj.get("status") == status:
             return False
-        try:
-            self.store.update_status(*gvk, ns_of(obj) or None, name_of(obj), status)
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            return False
-        self._count()
-        return True
+        return self._write_unless_gone(
+            lambda: self.store.update_status(*gvk, ns_of(obj) or None, name_of(obj), status))[0]
 
     def patch(self, gvk: GVK, namespace: str | None, name: str, patch: dict) -> dict | None:
-        try:
-            result = self.store.patch(*gvk, namespace, name, patch)
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            return None
-        self._count()
-        return result
+        return self._write_unless_gone(lambda: self.store.patch(*gvk, namespace, name, patch))[1]
 
     def delete(self, gvk: GVK, namespace: str | None, name: str) -> bool:
-        try:
-            self.store.delete(*gvk, namespace, name)
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            return False
-        self._count()
-        return True
+        return self._write_unless_gone(lambda: self.store.delete(*gvk, namespace, name))[0]
 
 
 class EventRecorder:
