@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Build AntDB (ADBSQL/AntDB a8a0374, the runbook's 5.0 version) once into a cache outside the
+# checkout, and print the installation directory (ANTDB_HOME) on stdout.
+#
+#   scripts/ensure-antdb.sh            build if needed, then print ANTDB_HOME
+#   scripts/ensure-antdb.sh --where    print ANTDB_HOME if already built, else exit 1 (no build)
+#
+# ANTDB_HOME set in the environment wins: it is checked and printed, nothing is built.
+# Progress and timings go to stderr, so `ANTDB_HOME=$(scripts/ensure-antdb.sh)` works.
+set -euo pipefail
+source "$(dirname "$0")/upstream-cache.sh"
+
+ARCHIVE=antdb-a8a0374.tar.gz
+REV=a8a0374
+URL="https://codeload.github.com/ADBSQL/AntDB/tar.gz/$REV"
+BUILD_DEBS=(gcc make bison flex libreadline-dev zlib1g-dev libssl-dev libssh2-1-dev)
+# What `make install` would install but for src/bin/agent (it does not build with GCC 12 and the
+# tests do not need it); pg_stat_statements because the runbook preloads it.
+INSTALL_DIRS=(src/backend src/interfaces src/include src/timezone src/port src/common src/makefiles
+              config contrib/pg_stat_statements)
+
+check_home() {
+  [ -x "$1/bin/initdb" ] && [ -x "$1/bin/pg_ctl" ] && [ -x "$1/bin/postgres" ] \
+    && "$1/bin/initdb" --help 2>/dev/null | grep -q -- --nodename
+}
+
+if [ -n "${ANTDB_HOME:-}" ]; then
+  check_home "$ANTDB_HOME" || { echo "error: ANTDB_HOME=$ANTDB_HOME is not an AntDB installation (bin/initdb with --nodename)" >&2; exit 1; }
+  echo "$ANTDB_HOME"
+  exit 0
+fi
+
+key="$(cache_key "$ARCHIVE" "$REV")"
+root="$(cache_root)/antdb-$key"
+home="$root/install"
+
+if [ "${1:-}" = "--where" ]; then
+  [ -f "$root/.complete" ] && check_home "$home" && { echo "$home"; exit 0; }
+  exit 1
+fi
+
+if [ -f "$root/.complete" ] && check_home "$home"; then
+  echo "AntDB: reusing the build in $home" >&2
+  echo "$home"
+  exit 0
+fi
+
+missing="$(missing_debs "${BUILD_DEBS[@]}")"
+if [ -n "$missing" ]; then
+  echo "AntDB: installing build dependencies from Debian: $missing" >&2
+  # shellcheck disable=SC2086
+  apt_install $missing
+fi
+
+lock="$(cache_root)/antdb-$key.lock"
+mkdir -p "$(cache_root)"
+exec 9> "$lock"
+flock 9                       # a second caller waits for the first build instead of racing it
+if [ -f "$root/.complete" ] && check_home "$home"; then echo "$home"; exit 0; fi
+
+start=$(date +%s)
+echo "AntDB: building $REV into $root (about 10 minutes on 2 cores, once)" >&2
+rm -rf "$root"
+mkdir -p "$root/src" "$root/build"
+fetch_source "$ARCHIVE" "$URL" "$root/src"
+(
+  cd "$root/build"
+  "$root/src/configure" --prefix="$home" CFLAGS="-O2 -fcommon" > "$root/configure.log" 2>&1 \
+    || { tail -30 "$root/configure.log" >&2; exit 1; }
+  jobs="$(nproc)"
+  make -j"$jobs" > "$root/make.log" 2>&1 || { tail -40 "$root/make.log" >&2; exit 1; }
+  make -C contrib/pg_stat_statements -j"$jobs" >> "$root/make.log" 2>&1 || { tail -40 "$root/make.log" >&2; exit 1; }
+  for dir in "${INSTALL_DIRS[@]}"; do
+    make -C "$dir" install >> "$root/install.log" 2>&1 || { tail -40 "$root/install.log" >&2; exit 1; }
+  done
+  for dir in src/bin/*/; do
+    [ "$(basename "$dir")" = agent ] && continue
+    [ -f "$dir/Makefile" ] || continue
+    make -C "$dir" install >> "$root/install.log" 2>&1 || { tail -40 "$root/install.log" >&2; exit 1; }
+  done
+)
+check_home "$home" || { echo "error: the AntDB build in $root did not produce a usable bin/initdb" >&2; exit 1; }
+# Sources and objects are not needed once installed; the logs are kept for diagnosis.
+rm -rf "$root/src" "$root/build"
+chmod -R a+rX "$root"
+touch "$root/.complete"
+echo "AntDB: built in $(( $(date +%s) - start )) s" >&2
+echo "$home"
