@@ -18,6 +18,8 @@ from typing import Any, Iterable, Mapping
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from kubernetes.client.rest import ApiException
 
+from antdb_k8s.hooks.errors import KubeError
+
 log = logging.getLogger(__name__)
 
 
@@ -52,14 +54,6 @@ KINDS: dict[tuple[str, str], KindInfo] = {
     ("crunchydata.com/v1", "Pgtask"): KindInfo("/apis/crunchydata.com/v1", "pgtasks", True),
 }
 SERVER_OWNED_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink")
-
-
-class KubeError(RuntimeError):
-    """A Kubernetes API failure, with the API's own reason and message kept readable."""
-
-    def __init__(self, status: int, reason: str, message: str):
-        self.status, self.reason = status, reason
-        super().__init__(f"Kubernetes API {status} {reason}: {message}")
 
 
 def _kind_info(api_version: str, kind: str) -> KindInfo:
