@@ -10,6 +10,7 @@ are Ready" means the same everywhere. The judgements stay in `core` (`members_fr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from antdb_k8s.core.readiness import ReadinessReport, assess_readiness, format_timeout_report
@@ -42,7 +43,7 @@ class ClusterFacts:
     services: dict[str, dict] = field(default_factory=dict)
     pods: tuple[dict, ...] = ()
 
-    @property
+    @cached_property
     def addressed(self) -> dict[str, NodeRole]:
         """Members whose Service has a ClusterIP (the address pgxc_node uses, ADR 0003)."""
         return {n: r for n, r in self.members.items() if _usable_address(self.services.get(n))}
@@ -57,7 +58,7 @@ class ClusterFacts:
         """Some member exists and every member has an address: pgxc_node can be planned without guessing."""
         return bool(self.members) and not self.unaddressed
 
-    @property
+    @cached_property
     def partial_topology(self) -> Topology | None:
         """The addressed members as a topology; None when no member has an address."""
         addressed = self.addressed
@@ -73,12 +74,6 @@ class ClusterFacts:
     def readiness(self, nodes: Iterable[str] | None = None) -> ReadinessReport:
         """Which of `nodes` (default: every member) have exactly one Ready primary database pod."""
         return assess_readiness(list(self.members) if nodes is None else list(nodes), self.pods)
-
-    def pod_names(self, nodes: Iterable[str]) -> list[str]:
-        """Every database pod of `nodes`, Terminating ones included (what "gone" waits for)."""
-        wanted = set(nodes)
-        return sorted(p["metadata"]["name"] for p in self.pods
-                      if ((p.get("metadata") or {}).get("labels") or {}).get("pg-cluster") in wanted)
 
 
 def discover(kube: "AntDBKubeHook", namespace: str, *, pods: bool = True, services: bool = True) -> ClusterFacts:

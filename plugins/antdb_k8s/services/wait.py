@@ -52,3 +52,9 @@ def wait_until(look: Callable[[], Poll[T]], deadline: float, interval: float,
             log.info("waiting for %s: %s", what, poll.state)
             last_state = poll.state
         sleep(max(min(interval, deadline - now), 0.01))
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, interval: float, what: str) -> T:
+    """`wait_until` for a plain predicate: its first truthy result, or WaitTimeout naming `what`."""
+    return wait_until(lambda: Poll(bool(value := predicate()), value), time.monotonic() + timeout, interval,
+                      lambda poll, waited: f"timed out after {timeout:.0f}s waiting for {what}", what=what)
