@@ -19,9 +19,9 @@ from antdb_k8s.core.manifests import (
     secret_manifest,
     user_secret_names,
 )
+from antdb_k8s.core.drift import spec_drift
 from antdb_k8s.core.names import require_dns1123_label, require_host
 from antdb_k8s.core.topology import NodeRole
-from antdb_k8s.hooks.kube import spec_drift
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 from antdb_k8s.services.discovery import discover
 
