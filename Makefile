@@ -6,7 +6,7 @@ VENV := .venv
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test test-unit test-integration test-antdb bench clean
+.PHONY: run test test-unit test-integration test-antdb lint-imports bench clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -24,11 +24,15 @@ $(STAMP_TEST): requirements.txt requirements-test.txt | $(VENV)/bin/python
 run: $(STAMP_RUN)
 	scripts/run-airflow.sh
 
-test: $(STAMP_TEST)
+# The layering contracts in .importlinter (core pure, clients only in hooks, dags wire only, no upward import).
+lint-imports: $(STAMP_TEST)
+	PYTHONPATH=plugins:. $(VENV)/bin/lint-imports --no-cache
+
+test: lint-imports
 	scripts/ensure-postgres.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP_TEST)
+test-unit: lint-imports
 	$(VENV)/bin/pytest tests/unit tests/dags $(PYTEST_ARGS)
 
 test-integration: $(STAMP_TEST)
@@ -42,6 +46,7 @@ test-antdb: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	scripts/ensure-postgres.sh
 	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.parse
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache

@@ -1,18 +1,7 @@
 """verify_antdb_topology: nightly check of a deployed AntDB cluster against Kubernetes, with repair.
 
 Wiring only: no I/O at parse time.
-"""
 
-from __future__ import annotations
-
-from datetime import timedelta
-
-from airflow.sdk import DAG, Param
-
-from antdb_k8s.operators.repair import REPAIR_LEVELS, RepairTopologyOperator
-from antdb_k8s.operators.verify import VerifyTopologyOperator, notify_drift
-
-DOC_MD = """
 ### Verify an AntDB cluster against Kubernetes (nightly), optionally repairing drift
 
 **verify** → **repair** → **final_verify**. Kubernetes is the truth (ADR 0001); every check is a row of
@@ -40,28 +29,23 @@ drift. To be paged instead, copy this file and pass any Airflow notifier as well
 (`apache-airflow-providers-slack`), or `SmtpNotifier` from the SMTP provider.
 """
 
-PARAMS = {
-    "namespace": Param("pgouser1", type="string", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-                       title="Namespace", section="Cluster",
-                       description="Kubernetes namespace holding the AntDB cluster to verify."),
-    "repair": Param("off", type="string", enum=list(REPAIR_LEVELS), title="Repair", section="Repair",
-                    description="off: report only. safe: fix pgxc_node with the deploy planner/applier. "
-                                "full: safe, plus move every node to gc's current address (ConfigMaps, "
-                                "one pod restart at a time)."),
-    "data_check": Param(True, type="boolean", title="Data check", section="Checks",
-                        description="Write a small scratch table from gc and count it from every coordinator "
-                                    "(touches every datanode; the table is always dropped)."),
-}
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from antdb_k8s.operators.repair import RepairTopologyOperator
+from antdb_k8s.operators.verify import VerifyTopologyOperator, notify_drift
+from antdb_k8s.operators.wiring import dag_params, dag_tags, default_args
 
 with DAG(
     dag_id="verify_antdb_topology",
     schedule="0 2 * * *",
     catchup=False,
     max_active_runs=1,
-    tags=["antdb", "kubernetes", "day2", "verify"],
-    doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params=PARAMS,
+    tags=dag_tags("verify"),
+    doc_md=__doc__,
+    default_args=default_args(retry_delay=30, exponential=False),
+    params=dag_params("verify_antdb_topology"),
     on_failure_callback=notify_drift,
 ) as dag:
     verify = VerifyTopologyOperator(task_id="verify")
