@@ -29,18 +29,9 @@ from antdb_k8s.operators.restart_check import (
     RestartPrecheckOperator,
     RestartSummaryOperator,
 )
-from antdb_k8s.operators.wiring import dag_params, dag_tags, default_args
+from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(
-    dag_id="antdb_restart_check",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=dag_tags("check"),
-    doc_md=__doc__,
-    default_args=default_args(),
-    params=dag_params("antdb_restart_check"),
-) as dag:
+with DAG(**dag_settings("antdb_restart_check", "check", __doc__)) as dag:
     precheck = RestartPrecheckOperator(task_id="precheck", retries=0)
     record = RecordClusterOperator(task_id="record")
     # No retries from here to the verdict: a retried restart would delete pods it already replaced.

@@ -31,20 +31,11 @@ from antdb_k8s.operators.pgxc import ReconcilePgxcNodeOperator
 from antdb_k8s.operators.platform import EnsurePgoOperator, PrepareHostsOperator
 from antdb_k8s.operators.smoke import AntDBSmokeTestOperator
 from antdb_k8s.operators.spec import DeploySummaryOperator, ValidateSpecOperator
-from antdb_k8s.operators.wiring import dag_params, dag_tags, default_args
+from antdb_k8s.operators.wiring import dag_settings
 from antdb_k8s.sensors.readiness import AntDBNodesReadySensor
 
 
-with DAG(
-    dag_id="deploy_antdb",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=dag_tags("deploy", day2=False),
-    doc_md=__doc__,
-    default_args=default_args(),
-    params=dag_params("deploy_antdb"),
-) as dag:
+with DAG(**dag_settings("deploy_antdb", "deploy", __doc__, day2=False)) as dag:
     validate = ValidateSpecOperator(task_id="validate", retries=0)
     prepare_hosts = PrepareHostsOperator(task_id="prepare_hosts")
     ensure_operator = EnsurePgoOperator(task_id="ensure_operator")

@@ -31,18 +31,9 @@ from antdb_k8s.operators.scale import (
     RemoveCoordinatorsOperator,
     VerifyScaleOperator,
 )
-from antdb_k8s.operators.wiring import dag_params, dag_tags, default_args
+from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(
-    dag_id="scale_antdb_coordinators",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=dag_tags("scale"),
-    doc_md=__doc__,
-    default_args=default_args(),
-    params=dag_params("scale_antdb_coordinators"),
-) as dag:
+with DAG(**dag_settings("scale_antdb_coordinators", "scale", __doc__)) as dag:
     plan = PlanScaleOperator(task_id="plan", retries=0)
     clone = CloneCoordinatorsOperator(task_id="clone_new_coordinators", plan=plan.output)
     reconcile = ReconcileScaleOperator(task_id="reconcile_pgxc_node", plan=plan.output)

@@ -24,18 +24,9 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from antdb_k8s.operators.teardown import ConfirmTeardownOperator, TeardownClusterOperator
-from antdb_k8s.operators.wiring import dag_params, dag_tags, default_args
+from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(
-    dag_id="teardown_antdb",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=dag_tags("teardown"),
-    doc_md=__doc__,
-    default_args=default_args(),
-    params=dag_params("teardown_antdb"),
-) as dag:
+with DAG(**dag_settings("teardown_antdb", "teardown", __doc__)) as dag:
     confirm = ConfirmTeardownOperator(task_id="confirm", retries=0)
     teardown = TeardownClusterOperator(task_id="teardown")
 

@@ -35,19 +35,10 @@ from airflow.sdk import DAG
 
 from antdb_k8s.operators.repair import RepairTopologyOperator
 from antdb_k8s.operators.verify import VerifyTopologyOperator, notify_drift
-from antdb_k8s.operators.wiring import dag_params, dag_tags, default_args
+from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(
-    dag_id="verify_antdb_topology",
-    schedule="0 2 * * *",
-    catchup=False,
-    max_active_runs=1,
-    tags=dag_tags("verify"),
-    doc_md=__doc__,
-    default_args=default_args(retry_delay=30, exponential=False),
-    params=dag_params("verify_antdb_topology"),
-    on_failure_callback=notify_drift,
-) as dag:
+with DAG(**dag_settings("verify_antdb_topology", "verify", __doc__, schedule="0 2 * * *", retry_delay=30,
+                        exponential=False, on_failure_callback=notify_drift)) as dag:
     verify = VerifyTopologyOperator(task_id="verify")
     repair = RepairTopologyOperator(task_id="repair", report=verify.output, retries=1)
     final_verify = VerifyTopologyOperator(task_id="final_verify", fail_on_drift=True, previous=verify.output,

@@ -76,3 +76,14 @@ def dag_tags(purpose: str, *, day2: bool = True) -> list[str]:
 def default_args(retry_delay: float = 20, exponential: bool = True) -> dict:
     """Retries for transient faults; refusals are AirflowFailException and are never retried."""
     return {"retries": 2, "retry_delay": timedelta(seconds=retry_delay), "retry_exponential_backoff": exponential}
+
+
+def dag_settings(dag_id: str, purpose: str, doc: str | None, *, day2: bool = True, schedule: str | None = None,
+                 retry_delay: float = 20, exponential: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """`DAG(**dag_settings(...))`: one run at a time, no catch-up, the DAG's form, tags, docs and retries.
+
+    `doc` is the DAG file's docstring (`__doc__`), shown as the DAG's documentation.
+    """
+    return {"dag_id": dag_id, "schedule": schedule, "catchup": False, "max_active_runs": 1,
+            "tags": dag_tags(purpose, day2=day2), "doc_md": doc, "default_args": default_args(retry_delay, exponential),
+            "params": dag_params(dag_id), **kwargs}
