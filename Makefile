@@ -6,7 +6,7 @@ VENV := .venv
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test test-unit test-integration test-antdb lint-imports bench clean
+.PHONY: run test test-unit test-integration lint-imports bench clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -29,22 +29,18 @@ lint-imports: $(STAMP_TEST)
 	PYTHONPATH=plugins:. $(VENV)/bin/lint-imports --no-cache
 
 test: lint-imports
-	scripts/ensure-postgres.sh
+	scripts/prepare-tests.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: lint-imports
 	$(VENV)/bin/pytest tests/unit tests/dags $(PYTEST_ARGS)
 
 test-integration: $(STAMP_TEST)
-	scripts/ensure-postgres.sh
-	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
-
-test-antdb: $(STAMP_TEST)
-	scripts/ensure-postgres.sh
-	$(VENV)/bin/pytest -m antdb -rs tests/antdb tests/integration $(PYTEST_ARGS)
+	scripts/prepare-tests.sh
+	$(VENV)/bin/pytest tests/integration tests/antdb $(PYTEST_ARGS)
 
 bench: $(STAMP_TEST)
-	scripts/ensure-postgres.sh
+	scripts/prepare-tests.sh
 	$(VENV)/bin/python -m bench.run
 	$(VENV)/bin/python -m bench.parse
 
