@@ -136,11 +136,21 @@ def findings_table(last: LastVerification | None, airflow_root: str) -> str:
             f"<span class='state-{escape(run.state)}'>{escape(run.state)}</span> {escape(when)}{_verdict(last)}</p>")
     if last.report is None:
         return head + "<p class='muted'>That run ended before it reported on this namespace.</p>"
+    problems = [f for f in last.report.findings if not f.ok]
+    passed = [f for f in last.report.findings if f.ok]
+    table = _findings_rows(problems) if problems else "<p class='ok'>Every check passed.</p>"
+    if passed:
+        table += (f"<details><summary>{len(passed)} passed check(s)</summary>{_findings_rows(passed, 'passed')}"
+                  f"</details>")
+    return head + table
+
+
+def _findings_rows(findings, table_id: str = "findings") -> str:
     lines = [f"<tr><td>{escape(f.node)}</td><td>{escape(f.check)}</td>"
              f"<td class='{'ok' if f.ok else 'bad'}'>{'ok' if f.ok else 'DRIFT'}</td><td>{escape(f.detail)}</td></tr>"
-             for f in sorted(last.report.findings, key=lambda f: f.ok)]
-    return head + ("<table id='findings'><tr><th>Node</th><th>Check</th><th>Result</th><th>Detail</th></tr>"
-                   + "".join(lines) + "</table>")
+             for f in findings]
+    return (f"<table id='{table_id}'><tr><th>Node</th><th>Check</th><th>Result</th><th>Detail</th></tr>"
+            + "".join(lines) + "</table>")
 
 
 def cluster_page(view: ClusterView, last: LastVerification | None, base: str, airflow_root: str) -> str:
