@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from antdb_k8s.core.cluster_view import ClusterView, build_view
-from antdb_k8s.core.manifests import MANAGED_BY
 from antdb_k8s.core.verify import first_line
 from antdb_k8s.hooks.antdb import AntDBHook
 from antdb_k8s.hooks.kube import AntDBKubeHook
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 DATABASE_POD_SELECTOR = "pgo-pg-database=true"
 KUBE_TIMEOUT = 5.0  # seconds per Kubernetes API call
 NODE_CONNECT_TIMEOUT = 3  # seconds per node connection
@@ -65,9 +63,9 @@ def within(deadline: float, what: str, read: Callable[[], T]) -> T:
 
 
 def deployed_namespaces(kube: AntDBKubeHook) -> list[str]:
-    """Namespaces the package deployed into: they carry its managed-by labels (core.manifests)."""
-    items = kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR)
-    return sorted(n["metadata"]["name"] for n in items)
+    from antdb_k8s.operators.verify import deployed_namespaces as deployed
+
+    return deployed(kube)
 
 
 def _catalogs(antdb: AntDBHook, topology, identities) -> dict:
