@@ -1,8 +1,7 @@
 """Live state for the AntDB page, read through verification's own discovery, within a deadline.
 
-`discover` is the one switch point to the shared discovery: today `operators.verify.read_cluster`
-(what `verify_cluster` calls), later the service layer's `discover(kube, namespace)`. Node
-probes are `probe_identities` and `AntDBHook.read_pgxc_nodes`, as in verification; the
+Discovery is the service layer's `discover(kube, namespace)` (what `verify_cluster` calls); node
+probes are verification's `probe_identities` and `AntDBHook.read_pgxc_nodes`; the
 judgement is `core.cluster_view` on top of the deploy planner. Every read is bounded: the
 Kubernetes client and node connections get short timeouts, and the whole gathering runs
 under a deadline, so an unreachable cluster or node is shown as such instead of hanging the page.
@@ -22,7 +21,6 @@ from antdb_k8s.hooks.kube import AntDBKubeHook
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-DATABASE_POD_SELECTOR = "pgo-pg-database=true"
 KUBE_TIMEOUT = 5.0  # seconds per Kubernetes API call
 NODE_CONNECT_TIMEOUT = 3  # seconds per node connection
 PAGE_DEADLINE = 12.0  # seconds for everything one page reads
@@ -31,14 +29,15 @@ _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="antdb-ui")
 
 
 def discover(kube: AntDBKubeHook, namespace: str):
-    """Members, topology and discovery findings of one namespace: the facts verify uses."""
-    from antdb_k8s.operators.verify import read_cluster
+    """Pgclusters, Services and database pods of one namespace, in one read: the facts verify uses."""
+    from antdb_k8s.services.discovery import discover as shared_discover
 
-    return read_cluster(kube, namespace)
+    return shared_discover(kube, namespace)
 
 
 def probe_identities(antdb: AntDBHook, nodes):
-    from antdb_k8s.operators.verify import probe_identities as probe
+    """What each node says about itself, in parallel: verification's own probe."""
+    from antdb_k8s.services.verification import probe_identities as probe
 
     return probe(antdb, nodes)
 
@@ -63,7 +62,7 @@ def within(deadline: float, what: str, read: Callable[[], T]) -> T:
 
 
 def deployed_namespaces(kube: AntDBKubeHook) -> list[str]:
-    from antdb_k8s.operators.verify import deployed_namespaces as deployed
+    from antdb_k8s.services.discovery import deployed_namespaces as deployed
 
     return deployed(kube)
 
@@ -88,13 +87,15 @@ def _catalogs(antdb: AntDBHook, topology, identities) -> dict:
 def gather(hooks: Hooks, namespace: str, probe: bool = True) -> ClusterView:
     """One namespace's view; `probe=False` reads Kubernetes only (the clusters list)."""
     facts = discover(hooks.kube, namespace)
-    pods = hooks.kube.list("v1", "Pod", namespace, label_selector=DATABASE_POD_SELECTOR)
-    problems = [f.line() for f in facts.findings if not f.ok and f.check == "topology"]
+    topology = facts.partial_topology  # the addressed members; the others show without an address
+    problems = [] if facts.members else [f"no AntDB Pgclusters in namespace {namespace}"]
+    problems += [f"{name}: Service has no ClusterIP, so pgxc_node is not planned" for name in facts.unaddressed]
     identities, catalogs = {}, {}
-    if probe and facts.topology is not None:
-        identities = probe_identities(hooks.antdb, facts.topology.nodes)
-        catalogs = _catalogs(hooks.antdb, facts.topology, identities)
-    return build_view(namespace, facts.members, facts.topology, pods, identities, catalogs, problems,
+    if probe and topology is not None:
+        identities = probe_identities(hooks.antdb, topology.nodes)
+        catalogs = _catalogs(hooks.antdb, topology, identities) if facts.complete else {}
+    # An incomplete topology is not planned against (as in verify): every matrix cell says "not checked".
+    return build_view(namespace, facts.members, topology, facts.pods, identities, catalogs, problems,
                       scrub=lambda text: hooks_scrub(hooks, text))
 
 
