@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from antdb_k8s.core.names import is_dns1123_label
@@ -56,52 +57,66 @@ def _overview(hooks: live.Hooks) -> tuple[list, dict, dict, str | None]:
     return views, deploys, verifications, problem or history_problem
 
 
-def create_app(hooks_factory=live.default_hooks) -> FastAPI:
+def hooks() -> live.Hooks:
+    """The page's hooks (short timeouts); a FastAPI dependency so tests could swap it."""
+    return live.default_hooks()
+
+
+HooksDep = Annotated[live.Hooks, Depends(hooks)]
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def clusters(request: Request, hooks: HooksDep) -> HTMLResponse:
+    base, airflow_root = _roots(request)
+    views, deploys, verifications, problem = _overview(hooks)
+    return HTMLResponse(render.clusters_page(views, deploys, verifications, base, airflow_root, problem))
+
+
+@router.get("/api/clusters")
+def clusters_json(request: Request, hooks: HooksDep) -> JSONResponse:
+    _, airflow_root = _roots(request)
+    views, deploys, verifications, problem = _overview(hooks)
+    items = []
+    for view in views:
+        deploy = deploys.get(view.namespace)
+        items.append({**view.to_dict(), "last_deploy": deploy.to_dict(airflow_root) if deploy else None,
+                      "last_verification": _verification_dict(verifications.get(view.namespace), airflow_root)})
+    return JSONResponse({"clusters": items, "problem": problem})
+
+
+@router.get("/clusters/{namespace}", response_class=HTMLResponse)
+def cluster(request: Request, namespace: str, hooks: HooksDep) -> HTMLResponse:
+    base, airflow_root = _roots(request)
+    view = live.cluster_view(hooks, _namespace(namespace))
+    _, verifications, problem = _run_history([namespace])
+    if problem:
+        view.problems.append(problem)
+    return HTMLResponse(render.cluster_page(view, verifications.get(namespace), base, airflow_root))
+
+
+@router.get("/api/clusters/{namespace}")
+def cluster_json(request: Request, namespace: str, hooks: HooksDep) -> JSONResponse:
+    _, airflow_root = _roots(request)
+    view = live.cluster_view(hooks, _namespace(namespace))
+    deploys, verifications, problem = _run_history([namespace])
+    deploy = deploys.get(namespace)
+    return JSONResponse({**view.to_dict(), "history_problem": problem,
+                         "last_deploy": deploy.to_dict(airflow_root) if deploy else None,
+                         "last_verification": _verification_dict(verifications.get(namespace), airflow_root)})
+
+
+@router.get("/clusters/{namespace}/topology.svg")
+def cluster_svg(namespace: str, hooks: HooksDep) -> Response:
+    view = live.cluster_view(hooks, _namespace(namespace))
+    return Response(render.topology_svg(view), media_type="image/svg+xml")
+
+
+def create_app() -> FastAPI:
+    """The app Airflow mounts; every route behind Airflow's authentication."""
     app = FastAPI(title="AntDB clusters", description="Live state of the AntDB clusters this package deployed.",
                   dependencies=[_auth()], docs_url=None, redoc_url=None)
-
-    @app.get("/", response_class=HTMLResponse)
-    def clusters(request: Request) -> HTMLResponse:
-        base, airflow_root = _roots(request)
-        views, deploys, verifications, problem = _overview(hooks_factory())
-        return HTMLResponse(render.clusters_page(views, deploys, verifications, base, airflow_root, problem))
-
-    @app.get("/api/clusters")
-    def clusters_json(request: Request) -> JSONResponse:
-        _, airflow_root = _roots(request)
-        views, deploys, verifications, problem = _overview(hooks_factory())
-        items = []
-        for view in views:
-            last = verifications.get(view.namespace)
-            deploy = deploys.get(view.namespace)
-            items.append({**view.to_dict(), "last_deploy": deploy.to_dict(airflow_root) if deploy else None,
-                          "last_verification": _verification_dict(last, airflow_root)})
-        return JSONResponse({"clusters": items, "problem": problem})
-
-    @app.get("/clusters/{namespace}", response_class=HTMLResponse)
-    def cluster(request: Request, namespace: str) -> HTMLResponse:
-        base, airflow_root = _roots(request)
-        view = live.cluster_view(hooks_factory(), _namespace(namespace))
-        _, verifications, problem = _run_history([namespace])
-        if problem:
-            view.problems.append(problem)
-        return HTMLResponse(render.cluster_page(view, verifications.get(namespace), base, airflow_root))
-
-    @app.get("/api/clusters/{namespace}")
-    def cluster_json(request: Request, namespace: str) -> JSONResponse:
-        _, airflow_root = _roots(request)
-        view = live.cluster_view(hooks_factory(), _namespace(namespace))
-        deploys, verifications, problem = _run_history([namespace])
-        deploy = deploys.get(namespace)
-        return JSONResponse({**view.to_dict(), "history_problem": problem,
-                             "last_deploy": deploy.to_dict(airflow_root) if deploy else None,
-                             "last_verification": _verification_dict(verifications.get(namespace), airflow_root)})
-
-    @app.get("/clusters/{namespace}/topology.svg")
-    def cluster_svg(namespace: str) -> Response:
-        view = live.cluster_view(hooks_factory(), _namespace(namespace))
-        return Response(render.topology_svg(view), media_type="image/svg+xml")
-
+    app.include_router(router)
     return app
 
 
