@@ -72,3 +72,10 @@ def test_a_given_namespace_verifies_only_that_cluster(two_clusters):
     repaired = two_clusters.run_dag("verify_antdb_topology", {"namespace": SECOND, "repair": "safe",
                                                               "data_check": False})
     assert repaired.state == "success" and mapped(repaired, "final_verify") == {SECOND: "success"}
+
+
+def test_without_any_deployed_cluster_the_run_fails_saying_so(fresh_cluster, capfd):
+    run = fresh_cluster.run_dag("verify_antdb_topology", {"data_check": False})
+    assert run.state == "failed"
+    output = capfd.readouterr()
+    assert "no deployed AntDB cluster" in output.out + output.err
