@@ -83,9 +83,9 @@ def test_every_dag_documents_itself_from_its_file_and_tags_alike(dagbag):
 
 
 def test_every_dag_has_one_namespace_param_with_the_same_pattern(dagbag):
-    from antdb_k8s.core.bounds import DNS1123_LABEL_PATTERN
+    from antdb_k8s.core.bounds import DNS1123_LABEL_OR_EMPTY_PATTERN, DNS1123_LABEL_PATTERN
 
     for dag_id, dag in dagbag.dags.items():
         param = dag.params.get_param("namespace")
-        assert param.schema["pattern"] == DNS1123_LABEL_PATTERN, dag_id
+        assert param.schema["pattern"] in (DNS1123_LABEL_PATTERN, DNS1123_LABEL_OR_EMPTY_PATTERN), dag_id
         assert param.schema["section"] == "Cluster" and param.description, dag_id

@@ -250,7 +250,8 @@ REPAIR_LEVELS = ("off", "safe", "full")
 
 # Trigger-form schemas of verify_antdb_topology (the DAG builds its Params from these).
 VERIFY_PARAMS: dict[str, dict] = {
-    "namespace": namespace_schema("Kubernetes namespace holding the AntDB cluster to verify.", default="pgouser1"),
+    "namespace": namespace_schema("Kubernetes namespace holding the AntDB cluster to verify; empty: every cluster "
+                                  "the package deployed.", default="", empty_means_all=True),
     "repair": {
         "default": "off", "type": "string", "enum": list(REPAIR_LEVELS), "title": "Repair", "section": "Repair",
         "description": "off: report only. safe: fix pgxc_node with the deploy planner/applier. full: safe, plus "
