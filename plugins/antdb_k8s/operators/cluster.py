@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from antdb_k8s.backends.credentials import backrest_repo_config, new_password
+from antdb_k8s.core.failures import antdb_no_password
 from antdb_k8s.core.manifests import (
     APP_USER,
     CUSTOM_CONFIG_NAME,
@@ -61,8 +62,7 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
     def _superuser(self) -> tuple[str, str]:
         conn = self.antdb.credentials
         if not conn.password:
-            raise AirflowFailException(f"connection {self.antdb_conn_id} has no password; it becomes the AntDB superuser "
-                             "password, so set one (see README: Connections)")
+            raise AirflowFailException(antdb_no_password(self.antdb_conn_id).message)
         return conn.login or "postgres", conn.password
 
     def _ensure_secrets(self, spec, node: str, superuser: str, password: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from antdb_k8s.core.failures import operator_missing
 from antdb_k8s.core.hosts import (
     host_prep_pod,
     kube_proxy_mode,
@@ -144,8 +145,7 @@ class EnsurePgoOperator(AntDBBaseOperator):
             return {"status": "installed", "actions": actions}
         problems = self._problems(spec)
         if problems:
-            raise AirflowFailException("postgres-operator is not ready: " + "; ".join(problems)
-                               + ". Install it first, or trigger with operator.install: true.")
+            raise AirflowFailException(operator_missing(problems).message)
         return {"status": "verified"}
 
     @staticmethod
@@ -158,18 +158,23 @@ class EnsurePgoOperator(AntDBBaseOperator):
         return [_retarget(doc, spec) for doc in documents]
 
     def _problems(self, spec) -> list[str]:
-        problems = []
-        crd = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
-        if crd is None:
-            problems.append(f"CRD {CRD_NAME} is not installed")
-        elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
-            problems.append(f"CRD {CRD_NAME} does not serve v1")
-        deployment = self.kube.get("apps/v1", "Deployment", "postgres-operator", spec.operator_namespace)
-        if deployment is None:
-            problems.append(f"Deployment postgres-operator not found in namespace {spec.operator_namespace}")
-        elif not (deployment.get("status") or {}).get("availableReplicas"):
-            problems.append("Deployment postgres-operator has no available replica")
-        return problems
+        return operator_problems(self.kube, spec.operator_namespace)
+
+
+def operator_problems(kube, operator_namespace: str) -> list[str]:
+    """What keeps the postgres-operator from serving Pgclusters; empty when it is ready."""
+    problems = []
+    crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
+    if crd is None:
+        problems.append(f"CRD {CRD_NAME} is not installed")
+    elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
+        problems.append(f"CRD {CRD_NAME} does not serve v1")
+    deployment = kube.get("apps/v1", "Deployment", "postgres-operator", operator_namespace)
+    if deployment is None:
+        problems.append(f"Deployment postgres-operator not found in namespace {operator_namespace}")
+    elif not (deployment.get("status") or {}).get("availableReplicas"):
+        problems.append("Deployment postgres-operator has no available replica")
+    return problems
 
 
 def _retarget(document: dict, spec) -> dict:

@@ -11,10 +11,11 @@ from airflow.sdk import BaseSensorOperator
 
 from antdb_k8s.hooks.kube import AntDBKubeHook
 from antdb_k8s.operators.base import spec_from_context
+from antdb_k8s.operators.task_errors import TaskErrorsMixin
 from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger, describe_timeout, read_readiness
 
 
-class AntDBNodesReadySensor(BaseSensorOperator):
+class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
     """Wait for nodes to be Ready without holding a worker slot (the wait can take many minutes).
 
     `timeout_key` names the `timeouts` entry of the conf that bounds the wait, so one DAG
