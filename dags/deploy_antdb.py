@@ -41,6 +41,8 @@ coordinator (in parallel) → **smoke test** → **summary**.
 
 with DAG(
     dag_id="deploy_antdb",
+    description="Deploy an AntDB cluster (gc, coordinators, datanodes) on Kubernetes through the postgres-operator; "
+                "dry_run shows every manifest",
     schedule=None,
     catchup=False,
     max_active_runs=1,
@@ -58,11 +60,13 @@ with DAG(
     wait_gc = AntDBNodesReadySensor(task_id="wait_gc_ready", nodes=["gc"], timeout_key="gc_ready", retries=0)
     gc_address = ReadGtmAddressOperator(task_id="read_gc_address")
     custom_config = WriteCustomConfigOperator(task_id="write_custom_config", gtm_address=gc_address.output)
-    create_nodes = CreatePgclusterOperator.partial(task_id="create_nodes").expand(node_name=validate.output)
+    create_nodes = CreatePgclusterOperator.partial(
+        task_id="create_nodes", map_index_template="{{ task.node_name }}").expand(node_name=validate.output)
     wait_nodes = AntDBNodesReadySensor(task_id="wait_nodes_ready", nodes=XComArg(validate, key="nodes"), retries=0)
     topology = CollectTopologyOperator(task_id="collect_topology")
     nodes_topology = XComArg(topology, key="topology")
-    reconcile = ReconcilePgxcNodeOperator.partial(task_id="reconcile_pgxc_node", topology=nodes_topology).expand(
+    reconcile = ReconcilePgxcNodeOperator.partial(
+        task_id="reconcile_pgxc_node", topology=nodes_topology, map_index_template="{{ task.target }}").expand(
         target=topology.output
     )
     smoke = AntDBSmokeTestOperator(task_id="smoke_test", topology=nodes_topology)

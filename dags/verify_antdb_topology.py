@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from antdb_k8s.operators.repair import REPAIR_LEVELS, RepairTopologyOperator
 from antdb_k8s.operators.verify import VerifyTopologyOperator, notify_drift
@@ -33,9 +33,14 @@ answering with the new agtm_host before the next), then does the safe repair.
 
 **final_verify fails the run when drift remains**, naming it, so it shows red in the run history.
 
+#### Schedule
+Nightly at 02:00 UTC. Unpausing does not start a run: the first scheduled run is the next 02:00
+(`run_immediately=False`); trigger it by hand to verify now.
+
 #### Notifications
-The DAG's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
-drift. To be paged instead, copy this file and pass any Airflow notifier as well (or instead), e.g.
+Every task's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
+drift in the failed task's log; the same line becomes the run's note in the UI. To be paged instead, copy
+this file and pass any Airflow notifier as well (or instead), e.g.
 `on_failure_callback=[notify_drift, SlackNotifier(slack_conn_id="slack", text="AntDB drift in {{ dag_run.run_id }}")]`
 (`apache-airflow-providers-slack`), or `SmtpNotifier` from the SMTP provider.
 """
@@ -55,14 +60,15 @@ PARAMS = {
 
 with DAG(
     dag_id="verify_antdb_topology",
-    schedule="0 2 * * *",
+    description="Nightly: compare a deployed AntDB cluster with Kubernetes (pgxc_node, agtm_host, data); "
+                "optionally repair",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
     catchup=False,
     max_active_runs=1,
     tags=["antdb", "kubernetes", "day2", "verify"],
     doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_drift},
     params=PARAMS,
-    on_failure_callback=notify_drift,
 ) as dag:
     verify = VerifyTopologyOperator(task_id="verify")
     repair = RepairTopologyOperator(task_id="repair", report=verify.output, retries=1)

@@ -15,6 +15,7 @@ README_SECTION = 'README "When something fails"'
 RBAC_MANIFEST = "include/rbac/airflow-antdb.yaml"
 FAILURE_KEY = "failure"  # XCom key a failed task leaves its message under (summary and run note read it)
 MESSAGE_LIMIT = 1500
+RETRIED = " (this can heal: the task is retried if it has retries left)"
 
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
@@ -67,10 +68,9 @@ def kube_config_failed(conn_id: str, reason: str, tried: list[str]) -> Verdict:
 
 
 def kube_unreachable(conn_id: str, server: str, reason: str, permanent: bool) -> Verdict:
-    then = ("nothing was changed; fix the address or start the cluster, then trigger again"
-            if permanent else "retrying (a restarting API server comes back)")
+    then = " Nothing was changed: fix the address or start the cluster, then trigger again." if permanent else ""
     return Verdict(f"cannot reach the Kubernetes API at {server} (connection {conn_id}): {reason}. Is the cluster "
-                   f"running, and is this its address (kubeconfig `server:`)? {then}; see {README_SECTION}.",
+                   f"running, and is this its address (kubeconfig `server:`)?{then} See {README_SECTION}.",
                    permanent)
 
 
@@ -93,7 +93,7 @@ def kube_forbidden(conn_id: str, api_message: str, identity: str) -> Verdict:
 def kube_status(conn_id: str, status: int, api_message: str) -> Verdict:
     """Any other API answer: 404/400/422 cannot heal; 429 and 5xx can."""
     if status == 429 or status >= 500:
-        return Verdict(f"the Kubernetes API is unavailable ({status}): {api_message}; retrying", permanent=False)
+        return Verdict(f"the Kubernetes API is unavailable ({status}): {api_message}", permanent=False)
     hint = (" A required object or API is missing: is the postgres-operator installed (or trigger with "
             "operator.install: true)?" if status == 404 else "")
     return Verdict(f"the Kubernetes API (connection {conn_id}) answered {status}: {api_message}.{hint} "
@@ -121,7 +121,7 @@ def antdb_login_refused(conn_id: str, detail: str) -> Verdict:
 
 
 def antdb_unreachable(detail: str) -> Verdict:
-    return Verdict(f"cannot reach an AntDB node: {detail}; retrying (a node may be restarting)", permanent=False)
+    return Verdict(f"cannot reach an AntDB node: {detail}", permanent=False)
 
 
 def operator_missing(problems: list[str]) -> Verdict:

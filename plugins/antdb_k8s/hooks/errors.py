@@ -35,7 +35,9 @@ def task_error(exc: BaseException, *, kubernetes_conn_id: str, antdb_conn_id: st
                        unreachable_is_permanent=unreachable_is_permanent)
     if verdict is None:
         return None
-    return AirflowFailException(verdict.message) if verdict.permanent else KubernetesUnavailable(verdict.message)
+    if verdict.permanent:
+        return AirflowFailException(verdict.message)
+    return KubernetesUnavailable(verdict.message + failures.RETRIED)
 
 
 def describe(exc: BaseException, *, kubernetes_conn_id: str = "kubernetes_default",

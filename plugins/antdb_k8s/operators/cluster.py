@@ -24,6 +24,7 @@ from antdb_k8s.core.names import require_dns1123_label, require_host
 from antdb_k8s.core.topology import NodeRole, members_from_pgclusters, topology_from_services
 from antdb_k8s.hooks.kube import spec_drift
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.operators.dry_run import show_manifests
 
 PLACEHOLDER = "<generated>"
 
@@ -38,7 +39,7 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
     def execute(self, context: Any) -> dict:
         spec = spec_from_context(context)
         if spec.dry_run:
-            return self._dry_run(spec)
+            return self._dry_run(context, spec)
         superuser, password = self._superuser()
         actions = {f"Namespace/{spec.namespace}": self.kube.apply(namespace_manifest(spec))}
         for node in spec.node_names():
@@ -49,15 +50,13 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
         self.log.info("namespace %s: %s", spec.namespace, _count(actions))
         return {"status": _count(actions), "actions": actions}
 
-    def _dry_run(self, spec) -> dict:
+    def _dry_run(self, context: Any, spec) -> dict:
         rendered = [namespace_manifest(spec)]
         for node in spec.node_names():
             rendered += [secret_manifest(spec, name, node, {"username": user, "password": PLACEHOLDER})
                          for user, name in user_secret_names(node).items()]
             rendered += [m for m in [host_path_volume_manifest(spec, node)] if m]
-        for manifest in rendered:
-            self.log.info("dry run: would ensure %s %s", manifest["kind"], manifest["metadata"]["name"])
-        return {"status": "dry-run", "objects": [f"{m['kind']}/{m['metadata']['name']}" for m in rendered]}
+        return {"status": "dry-run", "objects": show_manifests(self, context, rendered, verb="ensure")}
 
     def _superuser(self) -> tuple[str, str]:
         conn = self.antdb.credentials
@@ -107,9 +106,7 @@ class CreatePgclusterOperator(AntDBBaseOperator):
         name = require_dns1123_label(self.node_name, "node_name")
         manifest = pgcluster_manifest(spec, name)
         if spec.dry_run:
-            self.log.info("dry run: would create Pgcluster %s (image %s/%s:%s)", name, spec.image_prefix,
-                          manifest["spec"]["ccpimage"], manifest["spec"]["ccpimagetag"])
-            self.log.debug("Pgcluster manifest: %s", manifest)
+            show_manifests(self, context, [manifest], verb="create")
             return {"node": name, "action": "dry-run"}
         action, live = self.kube.ensure(manifest)
         drift = spec_drift(live.get("spec") or {}, manifest["spec"]) if action == "exists" else []
@@ -154,7 +151,7 @@ class WriteCustomConfigOperator(AntDBBaseOperator):
         host, port = self.gtm_address["host"], int(self.gtm_address["port"])
         manifest = custom_config_manifest(spec, host, port)
         if spec.dry_run:
-            self.log.info("dry run: would write ConfigMap %s:\n%s", CUSTOM_CONFIG_NAME, manifest["data"]["postgres-ha.yaml"])
+            show_manifests(self, context, [manifest], verb="write")
             return {"action": "dry-run", "agtm_host": host}
         current = self.kube.get("v1", "ConfigMap", CUSTOM_CONFIG_NAME, spec.namespace)
         if current is not None:

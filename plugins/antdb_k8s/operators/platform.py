@@ -18,6 +18,7 @@ from antdb_k8s.core.hosts import (
 from antdb_k8s.core.manifests import INCLUDE_DIR, load_yaml_documents
 from antdb_k8s.core.readiness import pod_is_ready
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.operators.dry_run import show_manifests
 
 HOST_PREP_NAMESPACE = "kube-system"
 CRD_NAME = "pgclusters.crunchydata.com"
@@ -53,7 +54,7 @@ class PrepareHostsOperator(AntDBBaseOperator):
             self.log.info("prepare_hosts is off: not inspecting nodes")
             return {"status": "off"}
         if spec.dry_run:
-            return self._dry_run(mode)
+            return self._dry_run(context, mode)
         findings = [f for node in self._node_names() for f in self._run_on_node(node, mode)]
         proxy = self._kube_proxy(mode)
         attention = [str(f) for f in findings if f.needs_attention]
@@ -63,13 +64,12 @@ class PrepareHostsOperator(AntDBBaseOperator):
             raise RuntimeError("could not apply sysctl settings: " + "; ".join(attention))
         return {"status": mode, "sysctl": [str(f) for f in findings], "attention": attention, "kube_proxy": proxy}
 
-    def _dry_run(self, mode: str) -> dict:
+    def _dry_run(self, context: Any, mode: str) -> dict:
         unread: list[str] = []
         nodes = self.live_or_none("Kubernetes nodes", self._node_names, unread) or ["<each node>"]
         script = load_sysctl_script(INCLUDE_DIR)
-        for node in nodes:
-            self.log.info("dry run: would run host-prep pod in %s mode: %s", mode,
-                          host_prep_pod(node, HOST_PREP_NAMESPACE, mode, script)["metadata"]["generateName"])
+        show_manifests(self, context, [host_prep_pod(node, HOST_PREP_NAMESPACE, mode, script) for node in nodes],
+                       verb=f"run ({mode} mode)")
         return {"status": f"dry-run {mode}", "nodes": nodes, "unread": unread}
 
     def _node_names(self) -> list[str]:
@@ -136,8 +136,7 @@ class EnsurePgoOperator(AntDBBaseOperator):
         if spec.dry_run:
             unread: list[str] = []
             state = self.live_or_none("postgres-operator state", lambda: self._problems(spec), unread)
-            for manifest in manifests:
-                self.log.info("dry run: %s %s", manifest["kind"], manifest["metadata"]["name"])
+            show_manifests(self, context, manifests if spec.operator_install else [], verb="apply")
             return {"status": "dry-run", "install": spec.operator_install, "problems": state, "unread": unread}
         if spec.operator_install:
             actions = {f"{m['kind']}/{m['metadata']['name']}": self.kube.apply(m) for m in manifests}

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, agtm_from_dcs, agtm_from_postgres_ha, dcs_config_name
 from antdb_k8s.core.pgxc import plan_pgxc_changes, validate_topology
 from antdb_k8s.core.readiness import assess_readiness
+from antdb_k8s.core.run_notes import drift_line
 from antdb_k8s.core.smoke import scratch_table_name
 from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, members_from_pgclusters, topology_from_services
 from antdb_k8s.core.verify import (
@@ -273,7 +274,5 @@ def notify_drift(context: Any) -> None:
         log.debug("no verification report in XCom for this run", exc_info=True)
     run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "?")
     reason = context.get("reason", "failure")
-    if drift:
-        log.error("AntDB topology drift (run %s, %s): %d finding(s): %s", run_id, reason, len(drift), "; ".join(drift))
-    else:
-        log.error("AntDB topology verification failed (run %s, %s); see the task logs", run_id, reason)
+    task_log = getattr(context.get("ti"), "log", None) or log  # the task's own log, where its reader looks
+    task_log.error("%s", drift_line(run_id, reason, drift))
