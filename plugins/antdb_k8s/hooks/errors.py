@@ -1,12 +1,15 @@
 """Which client failure is which: the one place that knows kubernetes, urllib3, psycopg and Airflow errors.
 
+It also defines `KubeError`, the Kubernetes API error the package raises. This module stays light
+enough to import anywhere (services and operators catch `KubeError` without loading the provider
+when a DAG file is parsed): every client library below is imported inside the function that needs it.
+
 Operators never catch these themselves: `operators/task_errors.py` hands every exception
 a task raises to `task_error`, which turns the ones that cannot heal (configuration,
 refused credentials, 401/403, 404, invalid objects) into `AirflowFailException` (no retry)
 and words the transient ones (connection resets, 429, 5xx) so the retry says why. The
 retry policy inside one Kubernetes call is the hook's (`hooks/retry.py`); this module
-decides what a task does once a call has given up. Client libraries are imported lazily:
-DAG files import operators, and parsing must stay light.
+decides what a task does once a call has given up.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from antdb_k8s.core import failures
 from antdb_k8s.core.failures import Verdict
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class KubeError(RuntimeError):
+    """A Kubernetes API failure, with the API's own reason and message kept readable."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        self.status, self.reason = status, reason
+        super().__init__(f"Kubernetes API {status} {reason}: {message}")
 
 
 class KubernetesUnavailable(RuntimeError):
@@ -79,8 +90,6 @@ def _kube_verdict(exc: BaseException, conn_id: str, unreachable_is_permanent: bo
     import urllib3.exceptions
     from kubernetes.client.rest import ApiException
     from kubernetes.config.config_exception import ConfigException
-
-    from antdb_k8s.hooks.kube import KubeError
 
     if isinstance(exc, ConfigException) or _is_kubeconfig_parse_error(exc):
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
