@@ -161,7 +161,7 @@ def test_forbidden_403_names_identity_permission_and_rbac(airflow_db, tmp_path, 
 
 
 DAY2_CONFS = [
-    ("verify_antdb_topology", {}, "verify"),
+    ("verify_antdb_topology", {}, "clusters"),
     ("antdb_restart_check", {}, "precheck"),
     ("scale_antdb_coordinators", {"coordinators": 3}, "plan"),
     ("teardown_antdb", {"confirm_namespace": "pgouser1"}, "teardown"),

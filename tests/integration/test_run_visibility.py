@@ -86,4 +86,4 @@ def test_a_failed_verification_logs_the_notifier_line_in_the_task_log_and_the_no
     assert run.state == "failed"
     task_log = output.out + output.err + caplog.text  # dag.test() runs the task, and its callback, in-process
     assert f"AntDB topology verification failed (run {run.run_id}, failure); see the task logs" in task_log
-    assert run_note(run).startswith("Failed in verify: the Kubernetes connection kubernetes_default")
+    assert run_note(run).startswith("Failed in clusters: the Kubernetes connection kubernetes_default")
