@@ -8,6 +8,14 @@ NOTE_LIMIT = 1000
 OUR_PREFIXES = ("DRY RUN", "Failed", "AntDB topology")  # a note starting otherwise is a person's: never replaced
 
 
+def drift_from_reports(reports: list) -> list[str]:
+    """The drift of every unclean verification report; prefixed by namespace when there are several clusters."""
+    reports = [r for r in reports if isinstance(r, dict)]
+    several = len(reports) > 1
+    return [f"{r.get('namespace')}: {line}" if several else line
+            for r in reports if not r.get("clean") for line in r.get("drift") or []]
+
+
 def drift_line(run_id: str, reason: str, drift: list[str]) -> str:
     """The verification notifier's line, the same in the task log and in the run note."""
     if drift:

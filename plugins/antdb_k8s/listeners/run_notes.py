@@ -15,7 +15,7 @@ import logging
 from airflow.listeners import hookimpl
 
 from antdb_k8s.core.failures import FAILURE_KEY
-from antdb_k8s.core.run_notes import drift_line, may_replace, run_note
+from antdb_k8s.core.run_notes import drift_from_reports, drift_line, may_replace, run_note
 
 log = logging.getLogger(__name__)
 TAG = "antdb"
@@ -40,10 +40,10 @@ def _xcoms(dag_run, session, key: str, task_id: str | None = None) -> list:
 
 
 def _drift_note(dag_run, session) -> str | None:
+    """The notifier's line for a verification that found drift (the same words as in the task log)."""
     if dag_run.dag_id != "verify_antdb_topology":
         return None
-    reports = _xcoms(dag_run, session, "report", "final_verify") or _xcoms(dag_run, session, "report", "verify")
-    drift = list((reports[-1] or {}).get("drift") or []) if reports else []
+    drift = drift_from_reports(_xcoms(dag_run, session, "report", "final_verify"))
     return drift_line(dag_run.run_id, "task_failure", drift) if drift else None
 
 

@@ -129,7 +129,9 @@ class ReadGtmAddressOperator(AntDBBaseOperator):
             return {"host": host, "port": 5432, "unread": unread}
         service = self._service(spec)
         if service is None:
-            raise RuntimeError(f"Service gc not found in namespace {spec.namespace}; is the operator running?")
+            # gc is Ready, so its Service should exist (the operator makes it first): a 404 now does not heal
+            raise AirflowFailException(f"Service gc not found in namespace {spec.namespace} although gc is Ready: "
+                                       "is the postgres-operator running? Re-run the deploy once it is.")
         host = require_host(service["spec"].get("clusterIP") or "", "Service gc clusterIP")
         self.log.info("gc listens on %s:5432", host)
         return {"host": host, "port": 5432}

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.run_notes import drift_line
+from antdb_k8s.core.run_notes import drift_from_reports, drift_line
 from antdb_k8s.core.smoke import scratch_table_name
 from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
@@ -106,10 +106,7 @@ def notify_drift(context: Any) -> None:
     """
     drift: list[str] = []
     try:
-        reports = _reports(context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY))
-        several = len(reports) > 1
-        drift = [f"{r.get('namespace')}: {line}" if several else line
-                 for r in reports if not r.get("clean") for line in r.get("drift") or []]
+        drift = drift_from_reports(_reports(context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY)))
     except Exception:  # noqa: BLE001 - a callback must never raise; the log line still goes out
         log.debug("no verification report in XCom for this run", exc_info=True)
     run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "?")
