@@ -20,7 +20,7 @@ from antdb_k8s.core.manifests import (
     user_secret_names,
 )
 from antdb_k8s.core.names import require_dns1123_label, require_host
-from antdb_k8s.core.topology import NodeRole, members_from_pgclusters, topology_from_services
+from antdb_k8s.core.topology import NodeRole, UnsafeTopologyError, members_from_pgclusters, topology_from_services
 from antdb_k8s.hooks.kube import spec_drift
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 
@@ -174,7 +174,10 @@ class CollectTopologyOperator(AntDBBaseOperator):
     """
 
     def execute(self, context: Any) -> list[str]:
-        result = self._collect(context)
+        try:
+            result = self._collect(context)
+        except UnsafeTopologyError as refused:
+            raise AirflowFailException(f"{refused}; fix or remove those objects, then re-run") from None
         context["ti"].xcom_push(key="topology", value={"nodes": result["nodes"], "unread": result.get("unread", [])})
         return result["catalog_holders"]
 

@@ -23,8 +23,8 @@ from antdb_k8s.core.scale import (CRUNCHY_API, USER_RELATIONS_SQL, ScalePlan, Sc
                                   clone_progress, clone_request, plan_scale, removal_steps, timeouts_from,
                                   validate_request)
 from antdb_k8s.core.sql import render_plan
-from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError, members_from_pgclusters, \
-    topology_from_services
+from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError, UnsafeTopologyError, \
+    members_from_pgclusters, topology_from_services
 from antdb_k8s.hooks.kube import KubeError
 from antdb_k8s.operators.base import AntDBBaseOperator
 from antdb_k8s.operators.verify import verify_cluster
@@ -233,6 +233,8 @@ class ReconcileScaleOperator(_PlanOperator):
         keep = {name: role for name, role in members.items() if name not in plan.remove}
         try:
             return topology_from_services(keep, self.kube.list("v1", "Service", plan.namespace))
+        except UnsafeTopologyError as refused:
+            raise AirflowFailException(str(refused)) from None
         except TopologyError as exc:
             raise RuntimeError(str(exc)) from None
 

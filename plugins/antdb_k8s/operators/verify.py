@@ -19,7 +19,8 @@ from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, agtm_from_dcs, agtm_fro
 from antdb_k8s.core.pgxc import plan_pgxc_changes, validate_topology
 from antdb_k8s.core.readiness import assess_readiness
 from antdb_k8s.core.smoke import scratch_table_name
-from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, members_from_pgclusters, topology_from_services
+from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, UnsafeTopologyError, members_from_pgclusters, \
+    topology_from_services
 from antdb_k8s.core.verify import (
     CLUSTER,
     Finding,
@@ -67,7 +68,14 @@ def read_cluster(kube: AntDBKubeHook, namespace: str) -> ClusterFacts:
     Discovery is `members_from_pgclusters` + `topology_from_services`, exactly as deploy
     collects it; members without a usable Service become findings and are left out.
     """
-    members = members_from_pgclusters(kube.list("crunchydata.com/v1", "Pgcluster", namespace))
+    try:
+        members = members_from_pgclusters(kube.list("crunchydata.com/v1", "Pgcluster", namespace))
+        return _read_members(kube, namespace, members)
+    except UnsafeTopologyError as refused:
+        raise AirflowFailException(f"{refused}; fix or remove those objects, then re-run") from None
+
+
+def _read_members(kube: AntDBKubeHook, namespace: str, members: dict[str, NodeRole]) -> ClusterFacts:
     if not members:
         finding = Finding(CLUSTER, "topology", False, f"no AntDB Pgclusters in namespace {namespace}")
         return ClusterFacts(namespace, members, None, [finding])
