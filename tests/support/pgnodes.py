@@ -230,10 +230,11 @@ def _alter_arguments(change: NodeChange) -> list[tuple[str, object]]:
     return [(_FIELD_PARAMS[f], values[f]) for f in ALTERABLE_FIELDS if f in change.fields]
 
 
-def vanilla_apply_node_change(hook: _ConnectsToNodes, address: Any, change: NodeChange) -> None:
+def vanilla_apply_node_change(hook: _ConnectsToNodes, address: Any, change: NodeChange, connection: Any = None) -> None:
     """What `AntDBHook.apply_node_change` does on AntDB, done to the shim's `pgxc_node`.
 
-    Same contract: one change, on `address`, in autocommit, with the hook's credentials.
+    Same contract: one change, on `address`, in autocommit, with the hook's credentials
+    (over `connection` when the applier shares one across a plan).
     The shim functions raise AntDB's errors (`PGXC Node x: object already defined` as
     DuplicateObject, `... object not defined` as UndefinedObject, `two nodes cannot be
     primary`), so the product sees the same psycopg exceptions as on AntDB.
@@ -254,5 +255,8 @@ def vanilla_apply_node_change(hook: _ConnectsToNodes, address: Any, change: Node
         raise ValueError(f"unknown change kind {change.kind!r}")
     log.info("%s: %s NODE %s (vanilla shim)", getattr(address, "name", address), change.kind.value.upper(),
              row.node_name)
+    if connection is not None:
+        connection.execute(statement, params)
+        return
     with hook.connect_to(address) as conn:
         conn.execute(statement, params)
