@@ -41,7 +41,7 @@ test-antdb: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	scripts/ensure-postgres.sh
-	$(VENV)/bin/python -m bench.run
+	ANTDB_HOME=$${ANTDB_HOME:-$$(scripts/ensure-antdb.sh --where 2>/dev/null || true)} $(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache
