@@ -11,14 +11,18 @@ pod turning Ready (a store listener notes it) to the readiness sensor's task end
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FLOOR_FILE = ROOT / "dags" / "_bench_floor.py"  # "_" keeps it out of the DAG integrity tests
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+FLOOR_NAME = "bench_floor.py"
 FLOOR_DAG = '''
-"""Benchmark floor: deploy_antdb's graph shape, every task a no-op. Written and removed by bench/deploy.py."""
+"""Benchmark floor: deploy_antdb's graph shape, every task a no-op. Written to a temporary bundle by bench/deploy.py."""
 from airflow.sdk import DAG, chain, task
 
 with DAG(dag_id="bench_floor", schedule=None, params={"coordinators": 2, "datanodes": 3}):
@@ -96,13 +100,32 @@ class ReadyClock:
             self.ready_at[labels["pg-cluster"]] = time.time()
 
 
-def _timed_run(cluster, dag_id: str, conf: dict):
+@contextlib.contextmanager
+def floor_bundle():
+    """The floor DAG in a DAG bundle of its own, next to dags/ (dag.test() only runs bundled DAGs).
+
+    Never written into dags/: other tests parse that folder whole.
+    """
+    folder = tempfile.mkdtemp(prefix="bench-floor-")
+    (Path(folder) / FLOOR_NAME).write_text(FLOOR_DAG)
+    key = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
+    saved = os.environ.get(key)
+    os.environ[key] = json.dumps([{"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+                                  {"name": "bench-floor", "classpath": LOCAL_BUNDLE, "kwargs": {"path": folder}}])
+    try:
+        yield Path(folder) / FLOOR_NAME
+    finally:
+        os.environ.pop(key) if saved is None else os.environ.__setitem__(key, saved)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _timed_run(cluster, dag_id: str, conf: dict, floor_file: Path | None = None):
     from airflow.models import DagBag
 
     cluster.api.requests.clear()
     started = time.perf_counter()
-    if dag_id == "bench_floor":
-        run = DagBag(dag_folder=str(FLOOR_FILE)).dags[dag_id].test(run_conf=conf)
+    if floor_file is not None:
+        run = DagBag(dag_folder=str(floor_file)).dags[dag_id].test(run_conf=conf)
     else:
         run = cluster.run_dag(dag_id, conf)
     return run, time.perf_counter() - started, list(cluster.api.requests)
@@ -115,7 +138,7 @@ def _sensor_latency(run, clock: ReadyClock, task_id: str, nodes: list[str]) -> f
     return ti.end_date.timestamp() - max(clock.ready_at[n] for n in nodes)
 
 
-def measure_size(coordinators: int, datanodes: int, poke_interval: int) -> dict:
+def measure_size(coordinators: int, datanodes: int, poke_interval: int, floor_file: Path) -> dict:
     from antdb_k8s.hooks.antdb import AntDBHook
     from tests.support.cluster import start_cluster, stop_cluster
     from tests.support.pgnodes import vanilla_apply_node_change
@@ -142,7 +165,7 @@ def measure_size(coordinators: int, datanodes: int, poke_interval: int) -> dict:
                                                                            {"namespace": "pgouser1"})
         result["verify_state"] = verify.state
         floor, result["floor_s"], _ = _timed_run(cluster, "bench_floor",
-                                                 {"coordinators": coordinators, "datanodes": datanodes})
+                                                 {"coordinators": coordinators, "datanodes": datanodes}, floor_file)
         result["floor_state"] = floor.state
         return result
     finally:
@@ -172,12 +195,9 @@ def report(size: tuple[int, int], r: dict, poke_interval: int) -> None:
 
 
 def bench_deploy(sizes=SIZES, poke_interval: int = 10) -> dict:
-    FLOOR_FILE.write_text(FLOOR_DAG)
     results = {}
-    try:
+    with floor_bundle() as floor_file:
         for size in sizes:
-            results[size] = measure_size(*size, poke_interval=poke_interval)
+            results[size] = measure_size(*size, poke_interval=poke_interval, floor_file=floor_file)
             report(size, results[size], poke_interval)
-    finally:
-        FLOOR_FILE.unlink(missing_ok=True)
     return results
