@@ -65,13 +65,9 @@ def bench_catalog_apply() -> list[tuple[str, float]]:
 
     from antdb_k8s.core.topology import NodeAddress, NodeRole
     from antdb_k8s.hooks.antdb import AntDBHook
-    from tests.support.cluster import antdb_home, start_cluster, stop_cluster
+    from tests.support.cluster import start_cluster, stop_cluster
 
-    home, reason = antdb_home()
-    if home is None:
-        print(f"\n== P4 catalog apply: skipped ({reason})")
-        return []
-    cluster = start_cluster("antdb")
+    cluster = start_cluster()
     saved = {key: os.environ.get(key) for key in cluster.env}
     os.environ.update(cluster.env)
     try:

@@ -1,6 +1,6 @@
 """P2 orchestration overhead, P3 readiness latency and the Kubernetes API load of a deploy.
 
-For each size: a fresh test cluster (tests/support/cluster.start_cluster, vanilla nodes,
+For each size: a fresh test cluster (tests/support/cluster.start_cluster, real AntDB nodes,
 pods Ready as soon as their database answers), then `deploy_antdb`, a re-run with the same
 conf, and `verify_antdb_topology`, each through `dag.test()` with the API's requests
 counted by verb. P2's floor is a DAG of no-op tasks with deploy_antdb's graph shape (same
@@ -139,19 +139,15 @@ def _sensor_latency(run, clock: ReadyClock, task_id: str, nodes: list[str]) -> f
 
 
 def measure_size(coordinators: int, datanodes: int, poke_interval: int, floor_file: Path) -> dict:
-    from antdb_k8s.hooks.antdb import AntDBHook
     from tests.support.cluster import start_cluster, stop_cluster
-    from tests.support.pgnodes import vanilla_apply_node_change
 
     conf = {"coordinators": coordinators, "datanodes": datanodes, "prepare_hosts": "off",
             "timeouts": {"gc_ready": 900, "nodes_ready": 1800, "poke_interval": poke_interval}}
-    cluster = start_cluster("vanilla", ready_delay=0.0)
+    cluster = start_cluster(ready_delay=0.0)
     clock = ReadyClock()
     cluster.store.add_listener(clock)
     saved_env = {key: os.environ.get(key) for key in cluster.env}
     os.environ.update(cluster.env)
-    saved_apply = AntDBHook.apply_node_change
-    AntDBHook.apply_node_change = vanilla_apply_node_change  # vanilla PostgreSQL has no node DDL
     try:
         result = {}
         deploy, result["deploy_s"], result["deploy_requests"] = _timed_run(cluster, "deploy_antdb", conf)
@@ -169,7 +165,6 @@ def measure_size(coordinators: int, datanodes: int, poke_interval: int, floor_fi
         result["floor_state"] = floor.state
         return result
     finally:
-        AntDBHook.apply_node_change = saved_apply
         for key, value in saved_env.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
         stop_cluster(cluster)
@@ -181,7 +176,7 @@ def _writes(requests) -> int:
 
 def report(size: tuple[int, int], r: dict, poke_interval: int) -> None:
     cn, dn = size
-    print(f"\n== 1 gc + {cn} cn + {dn} dn (vanilla nodes, pods Ready at once, poke_interval={poke_interval}s)")
+    print(f"\n== 1 gc + {cn} cn + {dn} dn (real AntDB nodes, pods Ready at once, poke_interval={poke_interval}s)")
     print(f"  P2 deploy_antdb {r['deploy_s']:7.1f} s ({r['deploy_state']})  floor (no-op DAG, same shape) "
           f"{r['floor_s']:6.1f} s ({r['floor_state']})  ratio {r['deploy_s'] / r['floor_s']:.2f}x  "
           f"overhead {r['deploy_s'] - r['floor_s']:.1f} s")

@@ -5,7 +5,7 @@ P2 orchestration overhead, P3 readiness latency and the API load table (bench/de
    deploy_antdb, a re-run and verify_antdb_topology on the test cluster at 1+2+3 and 1+16+32,
    against a no-op DAG of the same graph shape.
 P4 catalog apply (bench/catalog.py): the applier vs 130 statements over one connection,
-   on real AntDB (ANTDB_HOME; skipped without it).
+   on a real AntDB coordinator.
 Readiness poll cost: API requests and time per poll at 49 nodes vs 6.
 
 Run with `make bench` (all) or `python -m bench.run p1 p4 ...`; `--small` skips 1+16+32.
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [a for a in args if not a.startswith("-")] or ["p1", "poll", "p2", "p4"]
     db.resetdb()
     if "p1" in chosen:
-        from bench.parse import bench_parse
+        from bench.parse import main as bench_parse
 
-        bench_parse()
+        bench_parse(3)
     if "poll" in chosen:
         bench_readiness()
     if "p2" in chosen:

@@ -23,11 +23,8 @@ def _nested(depth: int):
 
 
 @pytest.fixture(scope="module")
-def cluster(airflow_db):
-    from tests.integration.conftest import running_cluster
-
-    with running_cluster("vanilla") as cluster:
-        yield cluster
+def cluster(module_cluster):
+    return module_cluster
 
 
 def run_refused(cluster, conf: dict) -> str:

@@ -123,7 +123,7 @@ def test_any_generated_conf_is_accepted_or_refused_naming_a_field(scheduler_dag,
         assert_refusal_names_fields(refused.problems, conf)
     else:
         event("accepted")
-        assert set(pushed) == {"plan", "nodes"}
+        assert {"plan", "nodes"} <= set(pushed)
         assert pushed["nodes"][0] == "gc" and members == pushed["plan"]["members"]
         assert all(key in DEFAULTS for key in conf), "an unknown key must never be accepted"
 
