@@ -207,7 +207,8 @@ def _merge(defaults: Any, given: Any) -> Any:
 
 
 def _unknown_keys(given: Mapping, allowed: Mapping, prefix: str) -> list[str]:
-    return [f"{prefix}{field_label(key)}: unknown key (allowed: {', '.join(allowed)})" for key in given if key not in allowed]
+    return [f"{prefix}{field_label(key)}: unknown key (allowed: {', '.join(allowed)})"
+            for key in given if key not in allowed]
 
 
 def _check_count(value: Any, field_name: str, maximum: int) -> list[str]:
@@ -223,7 +224,8 @@ def _check_count(value: Any, field_name: str, maximum: int) -> list[str]:
 def _check_images(prefix: Any, images: Any) -> list[str]:
     problems = []
     if not isinstance(prefix, str) or not IMAGE_PREFIX_RE.match(prefix):
-        problems.append(f"image_prefix: {_show(prefix)} is not a registry path (lowercase, digits, '.', '-', '_', '/', ':')")
+        problems.append(f"image_prefix: {_show(prefix)} is not a registry path "
+                        "(lowercase, digits, '.', '-', '_', '/', ':')")
     if not isinstance(images, dict):
         return problems + ["images: must be an object with keys gc, cn, dn"]
     problems += _unknown_keys(images, DEFAULT_IMAGES, "images.")
@@ -238,7 +240,8 @@ def _check_images(prefix: Any, images: Any) -> list[str]:
         if not isinstance(name, str) or not IMAGE_NAME_RE.match(name):
             problems.append(f"images.{role}.name: {_show(name)} is not an image name")
         if not isinstance(tag, str) or not IMAGE_TAG_RE.match(tag):
-            problems.append(f"images.{role}.tag: {_show(tag)} is not an image tag (letters, digits, '_', '.', '-'; no spaces)")
+            problems.append(f"images.{role}.tag: {_show(tag)} is not an image tag "
+                            "(letters, digits, '_', '.', '-'; no spaces)")
     return problems
 
 
@@ -261,7 +264,8 @@ def _check_storage(storage: Any) -> list[str]:
         if not isinstance(sc, str) or (sc and not _is_dns1123_subdomain(sc)):
             problems.append(f"{where}.storage_class: {_show(sc)} is not a valid StorageClass name")
         if block.get("access_mode") not in ACCESS_MODES:
-            problems.append(f"{where}.access_mode: {_show(block.get('access_mode'))} is not {' or '.join(ACCESS_MODES)}")
+            problems.append(f"{where}.access_mode: {_show(block.get('access_mode'))} "
+                            f"is not {' or '.join(ACCESS_MODES)}")
         host_path = block.get("host_path", "")
         if not isinstance(host_path, str) or (host_path and not _is_safe_host_path(host_path)):
             problems.append(f"{where}.host_path: {_show(host_path)} must be an absolute path without '..'")
@@ -366,7 +370,8 @@ def _check_timeouts(timeouts: Any) -> list[str]:
     for key, (low, high) in bounds.items():
         value = timeouts.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            problems.append(f"timeouts.{key}: must be a whole number of seconds between {low} and {high}, got {_show(value)}")
+            problems.append(f"timeouts.{key}: must be a whole number of seconds between {low} and {high}, "
+                            f"got {_show(value)}")
     return problems
 
 
@@ -374,11 +379,13 @@ def _check_scalars(conf: Mapping) -> list[str]:
     problems = []
     namespace = conf["namespace"]
     if not isinstance(namespace, str) or not is_dns1123_label(namespace):
-        problems.append(f"namespace: {_show(namespace)} is not a DNS-1123 label (lowercase letters, digits, '-', at most 63)")
+        problems.append(f"namespace: {_show(namespace)} is not a DNS-1123 label "
+                        "(lowercase letters, digits, '-', at most 63)")
     problems += _check_count(conf["coordinators"], "coordinators", MAX_COORDINATORS)
     problems += _check_count(conf["datanodes"], "datanodes", MAX_DATANODES)
     if conf["prepare_hosts"] not in PREPARE_HOSTS_MODES:
-        problems.append(f"prepare_hosts: must be one of {', '.join(PREPARE_HOSTS_MODES)}, got {_show(conf['prepare_hosts'])}")
+        problems.append(f"prepare_hosts: must be one of {', '.join(PREPARE_HOSTS_MODES)}, "
+                        f"got {_show(conf['prepare_hosts'])}")
     if not isinstance(conf["dry_run"], bool):
         problems.append(f"dry_run: must be true or false, got {_show(conf['dry_run'])}")
     return problems
