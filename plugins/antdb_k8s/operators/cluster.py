@@ -22,7 +22,7 @@ from antdb_k8s.core.manifests import (
 )
 from antdb_k8s.core.drift import spec_drift
 from antdb_k8s.core.names import require_dns1123_label, require_host
-from antdb_k8s.core.topology import NodeRole
+from antdb_k8s.core.topology import NodeRole, UnsafeTopologyError
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 from antdb_k8s.operators.dry_run import show_manifests
 from antdb_k8s.services.discovery import discover
@@ -174,7 +174,10 @@ class CollectTopologyOperator(AntDBBaseOperator):
     """
 
     def execute(self, context: Any) -> list[str]:
-        result = self._collect(context)
+        try:
+            result = self._collect(context)
+        except UnsafeTopologyError as refused:
+            raise AirflowFailException(f"{refused}; fix or remove those objects, then re-run") from None
         context["ti"].xcom_push(key="topology", value={"nodes": result["nodes"], "unread": result.get("unread", [])})
         return result["catalog_holders"]
 

@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from antdb_k8s.core.run_notes import drift_from_reports, drift_line
 from antdb_k8s.core.smoke import scratch_table_name
+from antdb_k8s.core.topology import UnsafeTopologyError
 from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
 from antdb_k8s.services.verification import DATA_CHECK_ROWS, verify_cluster
@@ -41,9 +42,12 @@ class VerifyTopologyOperator(AntDBBaseOperator):
         params = context["params"]
         namespace = self.namespace or params["namespace"]
         context[MAP_INDEX_KEY] = namespace
-        report = self._reused() or verify_cluster(
-            self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
-            data_rows=self.data_rows, table=self._table(context))
+        try:
+            report = self._reused() or verify_cluster(
+                self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
+                data_rows=self.data_rows, table=self._table(context))
+        except UnsafeTopologyError as refused:
+            raise AirflowFailException(f"{refused}; fix or remove those objects, then re-run") from None
         self.log.info("\n%s", report.table())
         result = report.to_dict()
         context["ti"].xcom_push(key=REPORT_KEY, value=result)
