@@ -41,8 +41,7 @@ test-integration: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	scripts/prepare-tests.sh
-	$(VENV)/bin/python -m bench.run
-	$(VENV)/bin/python -m bench.parse
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache

@@ -31,7 +31,10 @@ from antdb_k8s.operators.restart_check import (
 )
 from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(**dag_settings("antdb_restart_check", "check", __doc__)) as dag:
+with DAG(**dag_settings(
+    "antdb_restart_check", "check", __doc__,
+    description="Prove a database pod restart changes nothing: topology, pgxc_node, row counts",
+)) as dag:
     precheck = RestartPrecheckOperator(task_id="precheck", retries=0)
     record = RecordClusterOperator(task_id="record")
     # No retries from here to the verdict: a retried restart would delete pods it already replaced.

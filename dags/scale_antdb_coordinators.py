@@ -33,7 +33,10 @@ from antdb_k8s.operators.scale import (
 )
 from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(**dag_settings("scale_antdb_coordinators", "scale", __doc__)) as dag:
+with DAG(**dag_settings(
+    "scale_antdb_coordinators", "scale", __doc__,
+    description="Add or remove AntDB coordinators (clone of cn1 / drop from pgxc_node everywhere)",
+)) as dag:
     plan = PlanScaleOperator(task_id="plan", retries=0)
     clone = CloneCoordinatorsOperator(task_id="clone_new_coordinators", plan=plan.output)
     reconcile = ReconcileScaleOperator(task_id="reconcile_pgxc_node", plan=plan.output)

@@ -26,7 +26,10 @@ from airflow.sdk import DAG
 from antdb_k8s.operators.teardown import ConfirmTeardownOperator, TeardownClusterOperator
 from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(**dag_settings("teardown_antdb", "teardown", __doc__)) as dag:
+with DAG(**dag_settings(
+    "teardown_antdb", "teardown", __doc__,
+    description="Delete one AntDB cluster from a namespace, keeping its data unless delete_data is true",
+)) as dag:
     confirm = ConfirmTeardownOperator(task_id="confirm", retries=0)
     teardown = TeardownClusterOperator(task_id="teardown")
 

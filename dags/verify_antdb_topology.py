@@ -25,16 +25,21 @@ answering with the new agtm_host before the next), then does the safe repair.
 **final_verify fails the run when drift remains in any cluster**, naming the namespace and the drift, so
 it shows red in the run history; the other clusters are still verified (and repaired).
 
+#### Schedule
+Nightly at 02:00 UTC. Unpausing does not start a run: the first scheduled run is the next 02:00
+(`run_immediately=False`); trigger it by hand to verify now.
+
 #### Notifications
-The DAG's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
-drift. To be paged instead, copy this file and pass any Airflow notifier as well (or instead), e.g.
+Every task's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
+drift in the failed task's log; the same line becomes the run's note in the UI. To be paged instead, copy
+this file and pass any Airflow notifier as well (or instead), e.g.
 `on_failure_callback=[notify_drift, SlackNotifier(slack_conn_id="slack", text="AntDB drift in {{ dag_run.run_id }}")]`
 (`apache-airflow-providers-slack`), or `SmtpNotifier` from the SMTP provider.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 
 from antdb_k8s.operators.repair import RepairTopologyOperator
 from antdb_k8s.operators.verify import (
@@ -46,8 +51,13 @@ from antdb_k8s.operators.verify import (
 )
 from antdb_k8s.operators.wiring import dag_settings
 
-with DAG(**dag_settings("verify_antdb_topology", "verify", __doc__, schedule="0 2 * * *", retry_delay=30,
-                        exponential=False, on_failure_callback=notify_drift)) as dag:
+with DAG(**dag_settings(
+    "verify_antdb_topology", "verify", __doc__, retry_delay=30, exponential=False,
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
+    task_failure_callback=notify_drift,
+    description="Nightly: compare a deployed AntDB cluster with Kubernetes (pgxc_node, agtm_host, data); "
+                "optionally repair",
+)) as dag:
     clusters = DeployedClustersOperator(task_id="clusters")
     verify = VerifyTopologyOperator.partial(task_id="verify", map_index_template=MAP_INDEX_TEMPLATE).expand(
         namespace=clusters.output)

@@ -78,12 +78,17 @@ def default_args(retry_delay: float = 20, exponential: bool = True) -> dict:
     return {"retries": 2, "retry_delay": timedelta(seconds=retry_delay), "retry_exponential_backoff": exponential}
 
 
-def dag_settings(dag_id: str, purpose: str, doc: str | None, *, day2: bool = True, schedule: str | None = None,
-                 retry_delay: float = 20, exponential: bool = True, **kwargs: Any) -> dict[str, Any]:
+def dag_settings(dag_id: str, purpose: str, doc: str | None, *, day2: bool = True, schedule: Any = None,
+                 retry_delay: float = 20, exponential: bool = True, task_failure_callback: Any = None,
+                 **kwargs: Any) -> dict[str, Any]:
     """`DAG(**dag_settings(...))`: one run at a time, no catch-up, the DAG's form, tags, docs and retries.
 
-    `doc` is the DAG file's docstring (`__doc__`), shown as the DAG's documentation.
+    `doc` is the DAG file's docstring (`__doc__`), shown as the DAG's documentation;
+    `task_failure_callback` becomes every task's `on_failure_callback`.
     """
+    task_defaults = default_args(retry_delay, exponential)
+    if task_failure_callback is not None:
+        task_defaults["on_failure_callback"] = task_failure_callback
     return {"dag_id": dag_id, "schedule": schedule, "catchup": False, "max_active_runs": 1,
-            "tags": dag_tags(purpose, day2=day2), "doc_md": doc, "default_args": default_args(retry_delay, exponential),
+            "tags": dag_tags(purpose, day2=day2), "doc_md": doc, "default_args": task_defaults,
             "params": dag_params(dag_id), **kwargs}
