@@ -13,15 +13,25 @@ export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 export AIRFLOW__API__HOST="${AIRFLOW_HOST:-127.0.0.1}"   # the UI is for this machine unless you say otherwise
 mkdir -p "$AIRFLOW_HOME"
 
-# kubernetes_default: the user's kubeconfig when there is one, else in-cluster credentials.
+# kubernetes_default: the user's kubeconfig, else in-cluster credentials, else the local sandbox
+# (simulated Kubernetes with the real postgres-operator and real AntDB nodes; see README).
 if [ -z "${AIRFLOW_CONN_KUBERNETES_DEFAULT:-}" ]; then
   kubeconfig="${KUBECONFIG:-$HOME/.kube/config}"
   if [ -f "$kubeconfig" ]; then
     export AIRFLOW_CONN_KUBERNETES_DEFAULT="{\"conn_type\": \"kubernetes\", \"extra\": {\"kube_config_path\": \"$kubeconfig\"}}"
     echo "kubernetes_default -> $kubeconfig"
-  else
+  elif [ -n "${KUBERNETES_SERVICE_HOST:-}" ]; then
     export AIRFLOW_CONN_KUBERNETES_DEFAULT='{"conn_type": "kubernetes", "extra": {"in_cluster": true}}'
-    echo "kubernetes_default -> in-cluster service account (no kubeconfig at $kubeconfig)"
+    echo "kubernetes_default -> in-cluster service account"
+  else
+    echo "No kubeconfig at $kubeconfig and not in a cluster: starting the local sandbox."
+    "$here/scripts/sandbox.sh" start
+    trap '"$here/scripts/sandbox.sh" stop' EXIT
+    # Show where each AntDB node answers once deploy_antdb has created it.
+    ( tail -n 0 -F "${ANTDB_SANDBOX_DIR:-$here/.sandbox}/sandbox.log" 2>/dev/null | grep --line-buffered "^sandbox: node" ) &
+    set -a; source "${ANTDB_SANDBOX_DIR:-$here/.sandbox}/connections.env"; set +a
+    export AIRFLOW__API__INSTANCE_NAME="AntDB sandbox: Kubernetes simulated on this machine, operator and AntDB real"
+    echo "kubernetes_default -> the sandbox; antdb_default -> the sandbox's AntDB superuser"
   fi
 fi
 # antdb_default: the AntDB superuser. Set AIRFLOW_CONN_ANTDB_DEFAULT yourself, or create the
@@ -42,4 +52,4 @@ pwfile="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
     fi
     sleep 1
   done ) &
-exec airflow standalone
+airflow standalone
