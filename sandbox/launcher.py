@@ -108,10 +108,13 @@ class Sandbox:
         return network
 
     def _power_cycle(self) -> None:
-        """Pods do not survive a restart of the machine they ran on: delete them so their
-        controllers start them again (the databases find their data directories)."""
+        """Running pods do not survive a restart of the machine they ran on: delete them so their
+        controllers start them again (the databases find their data directories). Finished Job
+        pods stay: a completed Job (a clone's restore, say) must not run again."""
         for pod in self.store.list("v1", "Pod", None):
             meta = pod["metadata"]
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
             self.store.delete("v1", "Pod", meta["namespace"], meta["name"])
 
     def _write_connections(self) -> None:

@@ -11,6 +11,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW_ADMIN_USER:-admin}:admin"
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 export AIRFLOW__API__HOST="${AIRFLOW_HOST:-127.0.0.1}"   # the UI is for this machine unless you say otherwise
+# Task processes report to the api-server's execution API: follow the port and host chosen above.
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://${AIRFLOW__API__HOST}:${AIRFLOW__API__PORT}/execution/}"
 mkdir -p "$AIRFLOW_HOME"
 
 # kubernetes_default: the user's kubeconfig, else in-cluster credentials, else the local sandbox
