@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
+scripts/ensure-chromium.sh  # headless Chromium (UI test), docker-compose (offline compose check)
 
 start=$(date +%s)
 antdb_home="$(scripts/ensure-antdb.sh)"

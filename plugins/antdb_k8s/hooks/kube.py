@@ -87,8 +87,9 @@ def _error_from(exc: ApiException) -> KubeError:
 class AntDBKubeHook:
     """Get, list, create-or-patch, delete and read logs of Kubernetes objects as dicts."""
 
-    def __init__(self, kubernetes_conn_id: str = "kubernetes_default"):
+    def __init__(self, kubernetes_conn_id: str = "kubernetes_default", request_timeout: float = 60):
         self.kubernetes_conn_id = kubernetes_conn_id
+        self.request_timeout = request_timeout  # seconds per API call; the UI asks for a short one
 
     @cached_property
     def provider_hook(self) -> KubernetesHook:
@@ -106,7 +107,7 @@ class AntDBKubeHook:
                 path, method, query_params=list(query), header_params=headers, body=body,
                 response_types_map={200: "object", 201: "object", 202: "object"} if not raw else None,
                 auth_settings=["BearerToken"], _return_http_data_only=True, _preload_content=not raw,
-                _request_timeout=60,
+                _request_timeout=self.request_timeout,
             )
         except ApiException as exc:
             raise _error_from(exc) from None

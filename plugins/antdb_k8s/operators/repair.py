@@ -6,6 +6,7 @@ from typing import Any
 
 from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
+from antdb_k8s.operators.verify import MAP_INDEX_KEY
 from antdb_k8s.services.repair import REPAIR_LEVELS, repair_cluster  # noqa: F401 - REPAIR_LEVELS: the DAG's param enum
 
 
@@ -22,11 +23,12 @@ class RepairTopologyOperator(AntDBBaseOperator):
         params = context["params"]
         level = str(params.get("repair", "off"))
         report = VerificationReport.from_dict(self.report)
+        context[MAP_INDEX_KEY] = report.namespace  # the report says which cluster (one per mapped task)
         if report.clean:
             self.log.info("the cluster verified clean: nothing to repair")
         elif level == "off":
             self.log.info("repair is off: %d drift finding(s) are left for final_verify to report", len(report.drift))
-        outcome = repair_cluster(self.kube, self.antdb, params["namespace"], level, report,
+        outcome = repair_cluster(self.kube, self.antdb, report.namespace, level, report,
                                  timeout=self.restart_timeout, poll=self.poll_interval)
         for action in outcome.actions:
             self.log.info("repaired: %s", action)

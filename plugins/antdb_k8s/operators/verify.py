@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from antdb_k8s.core.run_notes import drift_from_reports, drift_line
 from antdb_k8s.core.smoke import scratch_table_name
 from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
@@ -14,6 +15,8 @@ from antdb_k8s.services.verification import DATA_CHECK_ROWS, verify_cluster
 
 log = logging.getLogger(__name__)
 REPORT_KEY = "report"
+MAP_INDEX_KEY = "antdb_namespace"  # set in the context by each mapped task: its map index shows the namespace
+MAP_INDEX_TEMPLATE = "{{ antdb_namespace }}"
 
 
 class VerifyTopologyOperator(AntDBBaseOperator):
@@ -25,18 +28,21 @@ class VerifyTopologyOperator(AntDBBaseOperator):
     report when no repair ran in between, so nothing is verified twice for nothing.
     """
 
-    template_fields = ("previous", "repair_result")
+    template_fields = ("namespace", "previous", "repair_result")
 
-    def __init__(self, *, fail_on_drift: bool = False, previous: dict | None = None,
+    def __init__(self, *, namespace: str | None = None, fail_on_drift: bool = False, previous: dict | None = None,
                  repair_result: dict | None = None, data_rows: int = DATA_CHECK_ROWS, **kwargs):
         super().__init__(**kwargs)
+        self.namespace = namespace  # None: the `namespace` param (mapped runs pass one cluster each)
         self.fail_on_drift, self.previous, self.repair_result = fail_on_drift, previous, repair_result
         self.data_rows = data_rows
 
     def execute(self, context: Any) -> dict:
         params = context["params"]
+        namespace = self.namespace or params["namespace"]
+        context[MAP_INDEX_KEY] = namespace
         report = self._reused() or verify_cluster(
-            self.kube, self.antdb, params["namespace"], data_check=bool(params.get("data_check", True)),
+            self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
             data_rows=self.data_rows, table=self._table(context))
         self.log.info("\n%s", report.table())
         result = report.to_dict()
@@ -61,6 +67,37 @@ class VerifyTopologyOperator(AntDBBaseOperator):
         return scratch_table_name("antdb_verify", f"{context['run_id']}-{ti.task_id}-{ti.try_number}")
 
 
+class DeployedClustersOperator(AntDBBaseOperator):
+    """The namespaces to verify: the `namespace` param, or every namespace the package deployed into."""
+
+    def execute(self, context: Any) -> list[str]:
+        from antdb_k8s.core.manifests import MANAGED_SELECTOR
+        from antdb_k8s.services.discovery import deployed_namespaces
+
+        given = context["params"].get("namespace")
+        if given:
+            return [given]
+        found = deployed_namespaces(self.kube)
+        if not found:
+            raise AirflowFailException(f"no deployed AntDB cluster: no namespace is labelled {MANAGED_SELECTOR}; "
+                                       f"run deploy_antdb first or give a namespace")
+        self.log.info("verifying %d cluster(s): %s", len(found), ", ".join(found))
+        return found
+
+
+def final_verify_kwargs(pair: tuple[dict, dict]) -> dict:
+    """One cluster's first report and repair result as final_verify's arguments (mapped runs)."""
+    report, repaired = pair
+    return {"namespace": report["namespace"], "previous": report, "repair_result": repaired}
+
+
+def _reports(value: Any) -> list[dict]:
+    """A final_verify XCom pull: one report, or one per mapped cluster."""
+    if isinstance(value, dict):
+        return [value]
+    return [r for r in (value or []) if isinstance(r, dict)]
+
+
 def notify_drift(context: Any) -> None:
     """Default `on_failure_callback`: one concise log line naming the run and the drift.
 
@@ -69,13 +106,10 @@ def notify_drift(context: Any) -> None:
     """
     drift: list[str] = []
     try:
-        report = context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY)
-        drift = list((report or {}).get("drift") or [])
+        drift = drift_from_reports(_reports(context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY)))
     except Exception:  # noqa: BLE001 - a callback must never raise; the log line still goes out
         log.debug("no verification report in XCom for this run", exc_info=True)
     run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "?")
     reason = context.get("reason", "failure")
-    if drift:
-        log.error("AntDB topology drift (run %s, %s): %d finding(s): %s", run_id, reason, len(drift), "; ".join(drift))
-    else:
-        log.error("AntDB topology verification failed (run %s, %s); see the task logs", run_id, reason)
+    task_log = getattr(context.get("ti"), "log", None) or log  # the task's own log, where its reader looks
+    task_log.error("%s", drift_line(run_id, reason, drift))

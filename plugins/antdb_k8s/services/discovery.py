@@ -89,6 +89,13 @@ def discover(kube: "AntDBKubeHook", namespace: str, *, pods: bool = True, servic
     return ClusterFacts(namespace, members, listed, found)
 
 
+def deployed_namespaces(kube: "AntDBKubeHook") -> list[str]:
+    """Namespaces the package deployed into: they carry its managed-by labels (core.manifests)."""
+    from antdb_k8s.core.manifests import MANAGED_SELECTOR
+
+    return sorted(n["metadata"]["name"] for n in kube.list("v1", "Namespace", label_selector=MANAGED_SELECTOR))
+
+
 def read_readiness(kube: "AntDBKubeHook", namespace: str, nodes: Iterable[str]) -> ReadinessReport:
     """One look at the namespace's database pods only (the sensor's and the waits' question)."""
     return assess_readiness(list(nodes), kube.list("v1", "Pod", namespace, label_selector=DATABASE_POD_SELECTOR))
