@@ -24,7 +24,7 @@ from .common import NODE, POD, Api, EventRecorder, Snapshot, labels_of, log, nam
 from .dbnodes import DatabaseNodes, is_database_pod
 from .dbspec import missing_env_refs, missing_mounts
 from .hostprep import HostSysctls, is_host_prep
-from .operatorpod import OperatorPods, is_operator_pod
+from .operatorpod import OperatorPods, is_operator_pod, operator_container
 from .podstatus import WAITING, PodState, completed, config_error, current_state, render, running
 from .workloads import TERMINAL, phase
 
@@ -109,7 +109,7 @@ class Kubelet:
         text = self.operators.log_text(uid_of(pod)) or ""
         if len(text) != self._log_sizes.get(uid_of(pod)):
             self._log_sizes[uid_of(pod)] = len(text)
-            self._set_log(pod, text)
+            self._set_log(pod, text, (operator_container(pod) or {}).get("name"))
 
     @staticmethod
     def _node_of(pod: dict, node_ips: dict[str, str]) -> str | None:
@@ -165,9 +165,9 @@ class Kubelet:
             return completed(0, ip), 0
         return running(ip), 0
 
-    def _set_log(self, pod: dict, text: str) -> None:
+    def _set_log(self, pod: dict, text: str, container: str | None = None) -> None:
         try:
-            self.api.store.set_pod_log(ns_of(pod), name_of(pod), text)
+            self.api.store.set_pod_log(ns_of(pod), name_of(pod), text, container)
         except ApiError as exc:        # deleted meanwhile
             log.debug("log of %s not stored: %s", name_of(pod), exc.message)
 
