@@ -65,15 +65,22 @@ def module_cluster(backend_kind, airflow_db):
         yield cluster
 
 
+def _real_antdb_or_skip() -> str:
+    home, reason = antdb_home()
+    if home is None:
+        pytest.skip(f"real AntDB: {reason}")
+    return "antdb"
+
+
 @pytest.fixture
 def fresh_cluster(airflow_db):
-    """A cluster of its own for one test (vanilla nodes)."""
-    with running_cluster("vanilla") as cluster:
+    """A cluster of its own for one test (real AntDB nodes, the real operator installed)."""
+    with running_cluster(_real_antdb_or_skip()) as cluster:
         yield cluster
 
 
 @pytest.fixture
 def bare_cluster(airflow_db):
-    """A cluster with no postgres-operator installed yet (vanilla nodes)."""
-    with running_cluster("vanilla", operator_installed=False) as cluster:
+    """A cluster with no postgres-operator installed yet (real AntDB nodes)."""
+    with running_cluster(_real_antdb_or_skip(), operator_installed=False) as cluster:
         yield cluster

@@ -61,3 +61,31 @@ def _pgo_yaml_with_prefix(text: str, prefix: str) -> str:
     document = yaml.safe_load(text) or {}
     document.setdefault("Cluster", {})["CCPImagePrefix"] = prefix
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+STORAGE_SETTINGS = ("PrimaryStorage", "BackupStorage", "ReplicaStorage", "BackrestStorage")
+
+
+def pgo_config_problems(text: str | None, image_prefix: str) -> list[str]:
+    """What in an installed pgo.yaml stops the operator or the conf (empty when it is fine).
+
+    The operator exits at start-up without the four storage settings naming `Storage`
+    entries (config/pgoconfig.go Validate), and it builds every image name from
+    `Cluster.CCPImagePrefix`: a conf whose image_prefix differs would get other images.
+    """
+    if not text:
+        return ["ConfigMap pgo-config has no pgo.yaml"]
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        return [f"pgo-config pgo.yaml is not valid YAML: {exc}"]
+    if not isinstance(document, dict):
+        return ["pgo-config pgo.yaml is not a YAML mapping"]
+    storage = document.get("Storage") or {}
+    problems = [f"pgo-config pgo.yaml: {key} must name an entry of Storage (the operator exits without it)"
+                for key in STORAGE_SETTINGS if document.get(key) not in storage]
+    prefix = (document.get("Cluster") or {}).get("CCPImagePrefix") or "crunchydata"
+    if prefix != image_prefix:
+        problems.append(f"pgo-config pgo.yaml has CCPImagePrefix {prefix!r} but the conf's image_prefix is "
+                        f"{image_prefix!r}: the 4.2.1 operator takes the prefix from pgo.yaml only")
+    return problems

@@ -16,7 +16,7 @@ from antdb_k8s.core.hosts import (
     parse_sysctl_report,
     with_ipvs_mode,
 )
-from antdb_k8s.core.install import CRD_NAMES, install_manifests
+from antdb_k8s.core.install import CRD_NAMES, install_manifests, pgo_config_problems
 from antdb_k8s.core.manifests import INCLUDE_DIR
 from antdb_k8s.core.readiness import pod_is_ready
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
@@ -178,8 +178,11 @@ class EnsurePgoOperator(AntDBBaseOperator):
             elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
                 problems.append(f"CRD {name} does not serve v1")
         namespace = spec.operator_namespace
-        if self.kube.get("v1", "ConfigMap", "pgo-config", namespace) is None:
+        config = self.kube.get("v1", "ConfigMap", "pgo-config", namespace)
+        if config is None:
             problems.append(f"ConfigMap pgo-config (pgo.yaml) not found in namespace {namespace}")
+        else:
+            problems += pgo_config_problems((config.get("data") or {}).get("pgo.yaml"), spec.image_prefix)
         if self.kube.get("v1", "Secret", OPERATOR_REPO_SECRET, namespace) is None:
             problems.append(f"Secret {OPERATOR_REPO_SECRET} not found in namespace {namespace}")
         deployment = self.kube.get("apps/v1", "Deployment", "postgres-operator", namespace)
