@@ -66,7 +66,7 @@ def test_a_datanode_kubernetes_does_not_have_is_refused_not_dropped(fresh_cluste
     conf = {"coordinators": 1, "datanodes": 2, "prepare_hosts": "off", "timeouts": {"gc_ready": 300, "nodes_ready": 300, "poke_interval": 1}}
     assert cluster.run_dag("deploy_antdb", conf).state == "success"
     # A stale datanode row, as if dn9 had been removed from Kubernetes by hand.
-    create_row(cluster, NS, "cn1", PgxcRow("dn9", "D", "127.0.0.9", 5432, False, False, False))
+    create_row(cluster, NS, "cn1", PgxcRow("dn9", "D", "127.0.0.9", 5432))
     before = cluster.pgxc_rows(NS, "cn1")
     capfd.readouterr()
 
