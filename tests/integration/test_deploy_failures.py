@@ -43,7 +43,11 @@ def test_bad_conf_fails_naming_the_field_and_creates_nothing(fresh_cluster, capf
         message = str(exc)
     assert field in message
     assert mutations(cluster) == []
-    assert cluster.get("v1", "Namespace", None, NS) is None
+    # The namespace may exist (the operator creates the one it is told to watch when it starts,
+    # ns/nslogic.go), but nothing of the package's is in it.
+    namespace = cluster.get("v1", "Namespace", None, NS)
+    assert namespace is None or "app.kubernetes.io/managed-by" not in namespace["metadata"].get("labels", {})
+    assert cluster.store.list("v1", "Secret", NS) == []
     assert cluster.store.list("crunchydata.com/v1", "Pgcluster") == []
 
 

@@ -25,7 +25,12 @@ def test_without_an_operator_verify_mode_fails_clearly_and_creates_nothing(bare_
     output = capfd.readouterr()
     assert "postgres-operator is not ready" in output.out + output.err
     assert "operator.install: true" in output.out + output.err
+    for missing in ("CRD pgclusters.crunchydata.com is not installed", "CRD pgbackups.crunchydata.com is not installed",
+                    "ConfigMap pgo-config (pgo.yaml) not found in namespace pgo",
+                    "Deployment postgres-operator not found in namespace pgo"):
+        assert missing in output.out + output.err, missing
     assert bare_cluster.get("v1", "Namespace", None, NS) is None
+    assert bare_cluster.sim.operator_logs() == [], "nothing started an operator"
 
 
 def test_install_operator_and_apply_host_preparation_then_deploy(bare_cluster):
@@ -38,10 +43,21 @@ def test_install_operator_and_apply_host_preparation_then_deploy(bare_cluster):
     run = cluster.run_dag("deploy_antdb", {**SMALL, "prepare_hosts": "apply", "operator": {"install": True}})
 
     assert run.state == "success"
-    crd = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "pgclusters.crunchydata.com")
-    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
-    assert crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"] == "object"
+    for plural in ("pgclusters", "pgtasks", "pgpolicies", "pgreplicas", "pgbackups"):
+        crd = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, f"{plural}.crunchydata.com")
+        assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+        assert crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"] == "object"
+        assert "subresources" not in crd["spec"]["versions"][0], "the operator patches status on the main resource"
     assert cluster.get("apps/v1", "Deployment", "pgo", "postgres-operator")["status"]["availableReplicas"] == 1
+    assert cluster.get("v1", "Secret", "pgo", "pgo-backrest-repo-config") is not None
+    # The install is what brought the real operator up: one process, still running, that built the nodes.
+    (process,) = cluster.sim.operators.processes
+    assert process.alive()
+    assert "pgcluster controller" in process.output() and "Error in pgoconfig" not in process.output()
+    accounts = {a["metadata"]["name"] for a in cluster.store.list("v1", "ServiceAccount", NS)}
+    assert {"pgo-pg", "pgo-backrest", "pgo-default", "pgo-target"} <= accounts
+    pgclusters = cluster.store.list("crunchydata.com/v1", "Pgcluster", NS)
+    assert {p["status"]["state"] for p in pgclusters} == {"pgcluster Initialized"}
     for node in nodes:
         assert {k: cluster.sim.node_sysctls(node)[k] for k in REQUIRED_SYSCTLS} == REQUIRED_SYSCTLS, node
     assert proxy_mode(cluster) == "ipvs"

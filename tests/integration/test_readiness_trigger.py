@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from antdb_k8s.core.manifests import custom_config_manifest, namespace_manifest, pgcluster_manifest, secret_manifest, user_secret_names, backrest_secret_name
+from antdb_k8s.core.install import target_namespace_manifests
+from antdb_k8s.core.manifests import (backrest_secret_name, namespace_manifest, pgcluster_manifest, secret_manifest,
+                                      user_secret_names)
 from antdb_k8s.core.spec import parse_spec
 from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger
 from tests.support.cluster import PASSWORD, SUPERUSER
@@ -23,34 +25,48 @@ def run_trigger(trigger) -> dict:
     return asyncio.run(asyncio.wait_for(first_event(), timeout=120))
 
 
-def create_node_without_its_config(cluster, spec, name):
+def ensure(store, obj: dict) -> None:
+    from tests.support.kubeapi import ApiError
+
+    try:
+        store.create(obj)
+    except ApiError as exc:
+        if exc.code != 409:
+            raise
+
+
+def create_node_without_its_superuser_secret(cluster, spec, name):
+    """Everything the package creates for node `name` but its `<name>-postgres-secret`."""
     store = cluster.store
-    store.create(namespace_manifest(spec))
+    ensure(store, namespace_manifest(spec))
+    for manifest in target_namespace_manifests(spec):
+        ensure(store, manifest)
     for user, secret in user_secret_names(name).items():
-        store.create(secret_manifest(spec, secret, name, {"username": SUPERUSER if user == "postgres" else user,
-                                                          "password": PASSWORD}))
+        if user != "postgres":
+            store.create(secret_manifest(spec, secret, name, {"username": user, "password": PASSWORD}))
     store.create(secret_manifest(spec, backrest_secret_name(name), name, {"config": "x"}))
     store.create(pgcluster_manifest(spec, name))
 
 
 def test_timeout_names_the_pod_and_its_events_then_success_once_it_can_start(fresh_cluster):
     cluster = fresh_cluster
-    spec = parse_spec({"namespace": "waiting"})
-    create_node_without_its_config(cluster, spec, "dn1")
+    spec = parse_spec({})
+    create_node_without_its_superuser_secret(cluster, spec, "gc")
     started = time.time()
 
-    event = run_trigger(AntDBNodesReadyTrigger(namespace="waiting", nodes=["dn1"], deadline=started + 3,
+    event = run_trigger(AntDBNodesReadyTrigger(namespace=spec.namespace, nodes=["gc"], deadline=started + 20,
                                                started=started, poke_interval=0.5))
 
     assert event["status"] == "timeout"
-    pod = cluster.database_pods("waiting")["dn1"]
+    pod = cluster.database_pods(spec.namespace)["gc"]
     assert "0/1 ready" in event["message"] and pod in event["message"]
-    assert "FailedMount" in event["message"] and "pgo-custom-antdb-config" in event["message"]
+    assert "FailedMount" in event["message"] and "gc-postgres-secret" in event["message"]
 
-    cluster.store.create(custom_config_manifest(spec, "127.0.0.1"))
-    event = run_trigger(AntDBNodesReadyTrigger(namespace="waiting", nodes=["dn1"], deadline=time.time() + 90,
+    cluster.store.create(secret_manifest(spec, "gc-postgres-secret", "gc",
+                                         {"username": SUPERUSER, "password": PASSWORD}))
+    event = run_trigger(AntDBNodesReadyTrigger(namespace=spec.namespace, nodes=["gc"], deadline=time.time() + 90,
                                                started=time.time(), poke_interval=0.5))
-    assert event == {"status": "success", "message": "1/1 ready: dn1", "ready": ["dn1"]}
+    assert event == {"status": "success", "message": "1/1 ready: gc", "ready": ["gc"]}
 
 
 def test_trigger_serializes_to_its_import_path_and_plain_kwargs():

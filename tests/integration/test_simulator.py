@@ -1,9 +1,12 @@
-"""The cluster simulator against the in-process API store, with a socket-only fake backend.
+"""The test cluster's own parts (controllers, kubelets) with the real postgres-operator 4.2.1
+in its pod, against the in-process API store, with a socket-only fake node backend.
 
-What is checked is what the product relies on: nothing happens without an operator, a
-Pgcluster turns into the runbook's objects and a reachable node on its ClusterIP, missing
-mounts hold a pod back with the kubelet's Events, pods and Services can be re-created, and
-host preparation pods report (and change) the simulated hosts' sysctls.
+What is checked is what the end-to-end tests rely on: nothing happens without an operator,
+the operator's pod runs the real binary (its log is the pod's log), a Pgcluster the package
+renders turns into the runbook's objects and a reachable node on its ClusterIP, pod specs
+that cannot be honoured fail the way a kubelet reports it (FailedMount,
+CreateContainerConfigError, FailedCreate for a missing ServiceAccount), pods and Services
+can be re-created, and host preparation pods report (and change) the hosts' sysctls.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import pytest
 import yaml
 
 from tests.support.kubeapi.server import KubeApiServer
-from tests.support.kubeapi.store import ObjectStore
+from tests.support.kubeapi.store import ApiError, ObjectStore
 from tests.support.nodes import NodeProcessSpec
 from tests.support.simulator import ClusterSimulator
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 NS = "pgouser1"
 PASSWORD = "pw-Xq7-not-for-logs"
@@ -104,8 +107,24 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10, what: str = "
 
 
 def create_namespace(store: ObjectStore, name: str = NS, watched: bool = True) -> None:
+    """The namespace as the package creates it, with include/operator/target-namespace.yaml."""
+    from antdb_k8s.core.install import target_namespace_manifests
+    from antdb_k8s.core.spec import parse_spec
+
     labels = {"vendor": "crunchydata", "pgo-installation-name": "devtest"} if watched else {}
-    store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+    ensure(store, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+    if watched:
+        store.patch("v1", "Namespace", None, name, {"metadata": {"labels": labels}})
+    for manifest in target_namespace_manifests(parse_spec({"namespace": name})):
+        ensure(store, manifest)
+
+
+def ensure(store: ObjectStore, obj: dict) -> None:
+    try:
+        store.create(obj)
+    except ApiError as exc:
+        if exc.code != 409:
+            raise
 
 
 def create_secrets(store: ObjectStore, cluster: str, namespace: str = NS) -> None:
@@ -121,17 +140,12 @@ def create_secrets(store: ObjectStore, cluster: str, namespace: str = NS) -> Non
                   "stringData": {"config": "[global]\n", "sshd_config": "Port 2022\n"}})
 
 
-def pgcluster(cluster: str, image: str, customconfig: str = "", namespace: str = NS) -> dict:
-    storage = {"name": cluster, "storageclass": "", "accessmode": "ReadWriteOnce", "size": "1Gi",
-               "storagetype": "create"}
-    return {"apiVersion": "crunchydata.com/v1", "kind": "Pgcluster",
-            "metadata": {"name": cluster, "namespace": namespace, "labels": {"pg-cluster": cluster}},
-            "spec": {"name": cluster, "clustername": cluster, "namespace": namespace, "ccpimage": image,
-                     "ccpimagetag": "21.0", "ccpimageprefix": "crunchydata", "port": "5432", "user": "antdb",
-                     "database": "postgres", "replicas": "0", "rootsecretname": f"{cluster}-postgres-secret",
-                     "primarysecretname": f"{cluster}-primaryuser-secret", "usersecretname": f"{cluster}-antdb-secret",
-                     "customconfig": customconfig, "userlabels": {"antdb.io/role": image.split(".")[-1]},
-                     "PrimaryStorage": storage, "BackrestStorage": {**storage, "name": ""}}}
+def pgcluster(cluster: str, namespace: str = NS) -> dict:
+    """The Pgcluster the package renders for node `cluster` (core/manifests.py)."""
+    from antdb_k8s.core.manifests import pgcluster_manifest
+    from antdb_k8s.core.spec import parse_spec
+
+    return pgcluster_manifest(parse_spec({"namespace": namespace}), cluster)
 
 
 def postgres_ha(agtm_host: str) -> dict:
@@ -146,14 +160,18 @@ def pods(store: ObjectStore, namespace: str = NS, selector: str | None = None) -
     return store.list("v1", "Pod", namespace, label_selector=selector)
 
 
+def database_pods(store: ObjectStore, cluster: str) -> list[dict]:
+    return pods(store, selector=f"pg-cluster={cluster},pgo-pg-database=true,!pgo-backrest-repo,!job-name")
+
+
 def primary_pod(store: ObjectStore, cluster: str) -> dict:
-    found = pods(store, selector=f"pg-cluster={cluster},pgo-pg-database=true")
+    found = database_pods(store, cluster)
     assert len(found) == 1, [p["metadata"]["name"] for p in found]
     return found[0]
 
 
 def is_ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def events_for(store: ObjectStore, name: str, namespace: str = NS) -> list[dict]:
@@ -164,13 +182,22 @@ def cluster_ip(store: ObjectStore, cluster: str) -> str:
     return store.get("v1", "Service", NS, cluster)["spec"]["clusterIP"]
 
 
+def primary_ready(store: ObjectStore, cluster: str) -> bool:
+    found = database_pods(store, cluster)
+    return len(found) == 1 and is_ready(found[0])
+
+
+def operator_log(sim: ClusterSimulator) -> str:
+    return "\n".join(text for _, text in sim.operator_logs())
+
+
 # ---------------------------------------------------------------- fixtures
 
 def private_service_network() -> str:
     """A random 127.a.b.0/24 for ClusterIPs, so parallel test processes never share addresses
     (127.0/16, 127.1/16 and 127.2/16 are the default store range, node IPs and pod IPs)."""
     rng = random.SystemRandom()
-    return f"127.{rng.randint(16, 250)}.{rng.randint(0, 255)}.0/24"
+    return f"127.{rng.randrange(3, 250)}.{rng.randrange(0, 255)}.0/24"
 
 
 @pytest.fixture
@@ -184,73 +211,119 @@ def backend() -> FakeBackend:
 
 
 @pytest.fixture
-def sim(store: ObjectStore, backend: FakeBackend):
-    simulator = ClusterSimulator(store, backend, ready_delay=0.1)
-    simulator.seed(operator_installed=True)
-    simulator.start()
-    yield simulator
-    simulator.stop()
+def api(store: ObjectStore):
+    with KubeApiServer(store) as server:
+        yield server
+
+
+def make_sim(store: ObjectStore, backend: FakeBackend, api: KubeApiServer, workdir, *,
+             operator_installed: bool) -> ClusterSimulator:
+    kubeconfig = api.write_kubeconfig(workdir / "operator-kubeconfig")
+    simulator = ClusterSimulator(store, backend, kubeconfig=kubeconfig, workdir=str(workdir), ready_delay=0.1)
+    simulator.seed(operator_installed=operator_installed)
+    return simulator.start()
+
+
+@pytest.fixture
+def sim(store: ObjectStore, backend: FakeBackend, api: KubeApiServer, tmp_path):
+    simulator = make_sim(store, backend, api, tmp_path, operator_installed=True)
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
     assert simulator.errors == []
 
 
 @pytest.fixture
 def gc_up(store: ObjectStore, sim: ClusterSimulator, backend: FakeBackend) -> str:
-    """gc built and Ready; returns its ClusterIP."""
+    """gc built by the real operator and Ready; returns its ClusterIP."""
     create_namespace(store)
     create_secrets(store, "gc")
-    store.create(pgcluster("gc", "antdb.cluster.gc-ha"))
-    sim.wait_idle()
-    assert is_ready(primary_pod(store, "gc"))
+    store.create(pgcluster("gc"))
+    wait_for(lambda: primary_ready(store, "gc"), 60, "gc primary Ready")
     return cluster_ip(store, "gc")
 
 
 # ---------------------------------------------------------------- tests
 
-def test_without_an_operator_a_pgcluster_is_left_alone(store: ObjectStore, backend: FakeBackend) -> None:
-    simulator = ClusterSimulator(store, backend, ready_delay=0.05)
-    simulator.seed(operator_installed=False)
-    store.create(yaml.safe_load(CRD_FILE.read_text()))
-    with simulator:
+def test_without_an_operator_a_pgcluster_is_left_alone(store: ObjectStore, backend: FakeBackend,
+                                                        api: KubeApiServer, tmp_path) -> None:
+    simulator = make_sim(store, backend, api, tmp_path, operator_installed=False)
+    try:
+        store.create(yaml.safe_load(CRD_FILE.read_text()))
         create_namespace(store)
         create_secrets(store, "gc")
-        store.create(pgcluster("gc", "antdb.cluster.gc-ha"))
+        store.create(pgcluster("gc"))
         simulator.wait_idle()
-        assert "status" not in store.get("crunchydata.com/v1", "Pgcluster", NS, "gc")
+        assert store.get("crunchydata.com/v1", "Pgcluster", NS, "gc")["status"]["state"] == "pgcluster Created"
         assert store.list("apps/v1", "Deployment", NS) == []
         assert store.list("v1", "Service", NS) == []
-        assert backend.calls == []
+        assert backend.calls == [] and simulator.operator_logs() == []
         proxies = pods(store, "kube-system", "k8s-app=kube-proxy")
         assert len(proxies) == 2 and all(is_ready(p) for p in proxies)
+    finally:
+        simulator.stop()
     assert simulator.errors == []
+
+
+def test_the_operator_pod_runs_the_real_binary_and_its_log_is_the_pod_log(store: ObjectStore,
+                                                                          sim: ClusterSimulator,
+                                                                          api: KubeApiServer) -> None:
+    (pod,) = pods(store, "pgo", "name=postgres-operator")
+    assert is_ready(pod) and len(pod["status"]["containerStatuses"]) == 4
+    owner = pod["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "ReplicaSet" and pod["metadata"]["name"].startswith(owner["name"] + "-")
+    replica_set = store.get("apps/v1", "ReplicaSet", "pgo", owner["name"])
+    assert replica_set["metadata"]["ownerReferences"][0]["name"] == "postgres-operator"
+    assert re.fullmatch(r"postgres-operator-[a-z0-9]{10}", owner["name"])
+    wait_for(lambda: "starting pgcluster controller" in operator_log(sim), 30, "the operator's controllers")
+    sim.wait_idle()
+    with urllib.request.urlopen(f"{api.url}/api/v1/namespaces/pgo/pods/{pod['metadata']['name']}/log?container=operator",
+                                timeout=5) as resp:
+        assert "starting pgcluster controller" in resp.read().decode()
+    # It installed the accounts of the namespace it was told to watch (ns/nslogic.go).
+    accounts = {a["metadata"]["name"] for a in store.list("v1", "ServiceAccount", NS)}
+    assert {"pgo-pg", "pgo-backrest", "pgo-default", "pgo-target"} <= accounts
+    store.delete("v1", "Pod", "pgo", pod["metadata"]["name"])
+    wait_for(lambda: [p for p in pods(store, "pgo", "name=postgres-operator") if is_ready(p)], 30,
+             "a new operator pod")
+    assert len(sim.operator_logs()) == 2
+    assert not sim.operators.processes[0].alive() and sim.operators.processes[1].alive()
 
 
 def test_an_unwatched_namespace_is_left_alone(store: ObjectStore, sim: ClusterSimulator,
                                               backend: FakeBackend) -> None:
-    operator_pod = pods(store, "pgo", "name=postgres-operator")[0]
-    assert is_ready(operator_pod) and len(operator_pod["status"]["containerStatuses"]) == 4
     create_namespace(store, "other", watched=False)
     create_secrets(store, "gc", "other")
-    store.create(pgcluster("gc", "antdb.cluster.gc-ha", namespace="other"))
-    sim.wait_idle()
-    assert "status" not in store.get("crunchydata.com/v1", "Pgcluster", "other", "gc")
-    assert store.list("apps/v1", "Deployment", "other") == [] and backend.calls == []
+    store.create(pgcluster("gc", namespace="other"))
+    create_namespace(store)
+    create_secrets(store, "gc")
+    store.create(pgcluster("gc"))
+    wait_for(lambda: primary_ready(store, "gc"), 60, "gc in the watched namespace")
+    assert store.get("crunchydata.com/v1", "Pgcluster", "other", "gc")["status"]["state"] == "pgcluster Created"
+    assert store.list("apps/v1", "Deployment", "other") == []
+    assert [c[1] for c in backend.calls] == [(NS, "gc")]
 
 
 def test_gc_pgcluster_becomes_a_reachable_primary(store: ObjectStore, sim: ClusterSimulator,
                                                   backend: FakeBackend, gc_up: str) -> None:
-    status = store.get("crunchydata.com/v1", "Pgcluster", NS, "gc")["status"]
-    assert status == {"state": "pgcluster Processed", "message": "Successfully processed Pgcluster by controller"}
+    wait_for(lambda: store.get("crunchydata.com/v1", "Pgcluster", NS, "gc")["status"]["state"]
+             == "pgcluster Initialized", 30, "the operator to mark gc Initialized")
     service = store.get("v1", "Service", NS, "gc")
     assert gc_up.startswith("127.") and service["spec"]["selector"] == {"pg-cluster": "gc", "role": "master"}
-    assert [p["port"] for p in service["spec"]["ports"]] == [5432, 10000, 2022, 9187, 8009]
+    assert {p["port"] for p in service["spec"]["ports"]} >= {5432, 2022, 8009}
     pod = primary_pod(store, "gc")
     assert re.fullmatch(r"gc-[a-z0-9]{10}-[a-z0-9]{5}", pod["metadata"]["name"])
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
     assert pod["metadata"]["labels"]["role"] == "master" and pod["status"]["phase"] == "Running"
-    assert pod["metadata"]["labels"]["antdb.io/role"] == "gc-ha"          # userlabels reach the pod
-    assert pod["spec"]["containers"][0]["image"] == "crunchydata/antdb.cluster.gc-ha:21.0"
+    assert pod["metadata"]["labels"]["antdb.io/role"] == "gtm_coord"          # userlabels reach the pod
+    assert pod["spec"]["containers"][0]["image"] == "crunchydata/antdb.cluster.gc-ha:21.0"   # pgo.yaml prefix
+    assert pod["spec"]["serviceAccountName"] == "pgo-pg"
     spec = backend.specs[-1]
     assert (spec.role, spec.host, spec.port, spec.agtm_host, spec.agtm_port) == ("gtm_coord", gc_up, 5432, gc_up, 5432)
     assert (spec.superuser, spec.superuser_password) == ("postgres", PASSWORD)
+    # The operator's default postgres-ha.yaml (archive-timeout from the package's userlabels) reached the node.
+    assert spec.parameters["archive_timeout"] == "60"
     assert reachable(gc_up)
     deployment = store.get("apps/v1", "Deployment", NS, "gc")
     assert deployment["status"]["readyReplicas"] == 1
@@ -260,7 +333,12 @@ def test_gc_pgcluster_becomes_a_reachable_primary(store: ObjectStore, sim: Clust
 
 
 def test_auxiliary_pods_look_like_the_runbook_listing(store: ObjectStore, sim: ClusterSimulator, gc_up: str) -> None:
-    by_name = {p["metadata"]["name"]: p for p in pods(store)}
+    def listing():
+        by_name = {p["metadata"]["name"]: p for p in pods(store)}
+        backups = [p for n, p in by_name.items() if re.fullmatch(r"backrest-backup-gc-[a-z0-9]{5}", n)]
+        return by_name if backups and backups[0]["status"].get("phase") == "Succeeded" else None
+
+    by_name = wait_for(listing, 60, "the operator's stanza-create and backup Jobs")
     repo = [p for n, p in by_name.items() if n.startswith("gc-backrest-shared-repo-")]
     stanza = [p for n, p in by_name.items() if re.fullmatch(r"gc-stanza-create-[a-z0-9]{5}", n)]
     backup = [p for n, p in by_name.items() if re.fullmatch(r"backrest-backup-gc-[a-z0-9]{5}", n)]
@@ -280,39 +358,104 @@ def test_auxiliary_pods_look_like_the_runbook_listing(store: ObjectStore, sim: C
     assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == [primary_pod(store, "gc")["status"]["podIP"]]
 
 
-def test_missing_custom_config_holds_the_pod_until_it_exists(store: ObjectStore, sim: ClusterSimulator,
-                                                             backend: FakeBackend, gc_up: str) -> None:
-    create_secrets(store, "dn1")
-    store.create(pgcluster("dn1", "antdb.cluster.db-ha", customconfig="pgo-custom-antdb-config"))
-    sim.wait_idle()
-    pod = primary_pod(store, "dn1")
-    assert not is_ready(pod) and pod["status"]["phase"] == "Pending"
-    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
-    messages = [(e["reason"], e["type"], e["message"]) for e in events_for(store, pod["metadata"]["name"])]
-    assert ("FailedMount", "Warning", 'MountVolume.SetUp failed for volume "pgconf-volume" : '
-            'configmap "pgo-custom-antdb-config" not found') in messages
-    assert backend.kinds((NS, "dn1")) == []
+def test_custom_config_gives_a_datanode_its_gtm(store: ObjectStore, sim: ClusterSimulator,
+                                                backend: FakeBackend, gc_up: str) -> None:
     store.create(postgres_ha(gc_up))
-    sim.wait_idle()
-    assert is_ready(primary_pod(store, "dn1"))
+    create_secrets(store, "dn1")
+    store.create(pgcluster("dn1"))
+    wait_for(lambda: primary_ready(store, "dn1"), 60, "dn1 Ready")
     spec = backend.specs[-1]
     assert (spec.name, spec.role, spec.agtm_host, spec.agtm_port) == ("dn1", "datanode", gc_up, 5432)
     assert spec.host == cluster_ip(store, "dn1") != gc_up and reachable(spec.host)
     assert spec.parameters["max_prepared_transactions"] == "1000" and spec.parameters["logging_collector"] == "on"
-    assert "agtm_host" not in spec.parameters
+    assert "agtm_host" not in spec.parameters and "archive_timeout" not in spec.parameters, \
+        "the custom postgres-ha.yaml replaces the operator's default (clusterlogic.go)"
     dcs = json.loads(store.get("v1", "ConfigMap", NS, "dn1-config")["metadata"]["annotations"]["config"])
     assert dcs["postgresql"]["parameters"]["agtm_host"] == gc_up
+    assert "postgres-ha.yaml" not in store.get("v1", "ConfigMap", NS, "dn1-pgha-default-config")["data"]
+
+
+def test_a_custom_config_missing_at_build_time_is_skipped_for_good(store: ObjectStore, sim: ClusterSimulator,
+                                                                   backend: FakeBackend, gc_up: str) -> None:
+    """operator/clusterutilities.go GetConfVolume: a `customconfig` the operator cannot find is
+    logged and left out of the Deployment; creating it later changes nothing."""
+    create_secrets(store, "dn1")
+    store.create(pgcluster("dn1"))
+    pod = wait_for(lambda: database_pods(store, "dn1"), 30, "a dn1 pod")[0]
+    sources = next(v for v in pod["spec"]["volumes"] if v["name"] == "pgconf-volume")["projected"]["sources"]
+    assert [s["configMap"]["name"] for s in sources] == ["dn1-pgha-default-config"]
+    failed = wait_for(lambda: [e["message"] for e in events_for(store, pod["metadata"]["name"])
+                               if e["reason"] == "Failed"], 30, "a Failed event")
+    assert 'agtm_host is not set in the Patroni DCS config ("dn1-config")' in failed[0]
+    assert "pgo-custom-antdb-config was not found" in operator_log(sim)
+    store.create(postgres_ha(gc_up))
+    time.sleep(1)
+    assert not is_ready(primary_pod(store, "dn1")) and backend.kinds((NS, "dn1")) == []
+
+
+def test_a_missing_secret_holds_the_pod_until_it_exists(store: ObjectStore, sim: ClusterSimulator,
+                                                        backend: FakeBackend, gc_up: str) -> None:
+    store.create(postgres_ha(gc_up))
+    create_secrets(store, "dn1")
+    root = store.get("v1", "Secret", NS, "dn1-postgres-secret")
+    store.delete("v1", "Secret", NS, "dn1-postgres-secret")
+    store.create(pgcluster("dn1"))
+    pod = wait_for(lambda: database_pods(store, "dn1"), 30, "a dn1 pod")[0]
+    messages = wait_for(lambda: [(e["reason"], e["type"], e["message"])
+                                 for e in events_for(store, pod["metadata"]["name"]) if e["reason"] != "Scheduled"],
+                        10, "an Event")
+    assert ("FailedMount", "Warning", 'MountVolume.SetUp failed for volume "root-volume" : '
+            'secret "dn1-postgres-secret" not found') in messages
+    sim.wait_idle()
+    pod = primary_pod(store, "dn1")
+    assert not is_ready(pod) and pod["status"]["phase"] == "Pending"
+    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert backend.kinds((NS, "dn1")) == []
+    store.create({k: v for k, v in root.items() if k != "metadata"} |
+                 {"metadata": {"name": "dn1-postgres-secret", "namespace": NS}})
+    wait_for(lambda: primary_ready(store, "dn1"), 30, "dn1 Ready")
+
+
+def test_a_missing_service_account_refuses_the_pod_like_admission(store: ObjectStore, sim: ClusterSimulator,
+                                                                  backend: FakeBackend) -> None:
+    create_namespace(store)
+    store.delete("v1", "ServiceAccount", NS, "pgo-pg")
+    create_secrets(store, "gc")
+    store.create(pgcluster("gc"))
+    replica_set = wait_for(lambda: store.list("apps/v1", "ReplicaSet", NS, label_selector="pg-cluster=gc,"
+                                              "!pgo-backrest-repo"), 30, "gc's ReplicaSet")[0]
+    failed = wait_for(lambda: [e for e in events_for(store, replica_set["metadata"]["name"])
+                               if e["reason"] == "FailedCreate"], 10, "FailedCreate")
+    assert 'serviceaccount "pgo-pg" not found' in failed[0]["message"] and failed[0]["type"] == "Warning"
+    assert database_pods(store, "gc") == [] and backend.calls == []
+    create_namespace(store)                                          # the package's apply brings it back
+    wait_for(lambda: primary_ready(store, "gc"), 30, "gc Ready once its account exists")
+
+
+def test_an_unresolvable_env_reference_is_a_create_container_config_error(store: ObjectStore,
+                                                                          sim: ClusterSimulator) -> None:
+    container = {"name": "app", "image": "busybox:1.36",
+                 "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k"}}}]}
+    name = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "envref", "namespace": "default"},
+                         "spec": {"nodeName": "k8s-node-1", "containers": [container]}})["metadata"]["name"]
+    sim.wait_idle()
+    pod = store.get("v1", "Pod", "default", name)
+    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "CreateContainerConfigError"}}
+    assert not is_ready(pod)
+    messages = [e["message"] for e in events_for(store, name, "default") if e["reason"] == "Failed"]
+    assert messages == ['Error: configmap "absent" not found']
 
 
 def test_deleted_pod_is_replaced_and_reuses_the_node(store: ObjectStore, sim: ClusterSimulator,
                                                      backend: FakeBackend, gc_up: str) -> None:
     old = primary_pod(store, "gc")["metadata"]["name"]
     store.delete("v1", "Pod", NS, old)
-    sim.wait_idle()
+    wait_for(lambda: primary_ready(store, "gc") and primary_pod(store, "gc")["metadata"]["name"] != old, 30,
+             "a replacement gc pod")
     new_pod = primary_pod(store, "gc")
     new = new_pod["metadata"]["name"]
-    assert new != old and new.rsplit("-", 1)[0] == old.rsplit("-", 1)[0]     # same pod-template-hash
-    assert is_ready(new_pod) and new_pod["metadata"]["labels"]["role"] == "master"
+    assert new.rsplit("-", 1)[0] == old.rsplit("-", 1)[0]     # same ReplicaSet (pod-template-hash)
+    assert new_pod["metadata"]["labels"]["role"] == "master"
     assert cluster_ip(store, "gc") == gc_up and reachable(gc_up)
     assert backend.kinds((NS, "gc")) == ["start", "stop", "start"]
     assert [c[2] for c in backend.calls if c[0] == "start"] == [gc_up, gc_up]
@@ -328,13 +471,12 @@ def test_recreated_service_moves_the_node_to_its_new_cluster_ip(store: ObjectSto
              "metadata": {"name": "gc", "namespace": NS, "labels": service["metadata"]["labels"]},
              "spec": {k: v for k, v in service["spec"].items() if k not in ("clusterIP", "clusterIPs")}}
     new_ip = store.create(fresh)["spec"]["clusterIP"]
-    sim.wait_idle()
+    wait_for(lambda: backend.kinds((NS, "gc")) == ["start", "stop", "start"], 30, "gc restarted on the new IP")
     assert new_ip != gc_up
-    assert backend.kinds((NS, "gc")) == ["start", "stop", "start"]
     spec = backend.specs[-1]
     assert (spec.host, spec.agtm_host) == (new_ip, new_ip)
+    wait_for(lambda: primary_ready(store, "gc"), 10, "gc Ready again")
     assert reachable(new_ip) and not reachable(gc_up)
-    assert is_ready(primary_pod(store, "gc"))
 
 
 def test_failed_start_is_reported_without_the_password_and_retried(store: ObjectStore, sim: ClusterSimulator,
@@ -342,27 +484,26 @@ def test_failed_start_is_reported_without_the_password_and_retried(store: Object
     backend.fail_starts = 1
     create_namespace(store)
     create_secrets(store, "gc")
-    store.create(pgcluster("gc", "antdb.cluster.gc-ha"))
-    failed = wait_for(lambda: [e for p in pods(store, selector="pg-cluster=gc,pgo-pg-database=true")
+    store.create(pgcluster("gc"))
+    failed = wait_for(lambda: [e for p in database_pods(store, "gc")
                                for e in events_for(store, p["metadata"]["name"]) if e["reason"] == "Failed"],
-                      what="a Failed event")
+                      60, "a Failed event")
     assert "could not connect" in failed[0]["message"] and PASSWORD not in failed[0]["message"]
-    wait_for(lambda: is_ready(primary_pod(store, "gc")), what="gc Ready after the retry")
+    wait_for(lambda: primary_ready(store, "gc"), 30, "gc Ready after the retry")
     assert backend.kinds((NS, "gc")) == ["start", "stop", "start"]
     assert reachable(cluster_ip(store, "gc"))
 
 
 def test_deleting_the_claim_destroys_the_data_once_nothing_runs(store: ObjectStore, sim: ClusterSimulator,
                                                                 backend: FakeBackend, gc_up: str) -> None:
-    store.delete("crunchydata.com/v1", "Pgcluster", NS, "gc")        # the operator does nothing on delete
+    store.delete("crunchydata.com/v1", "Pgcluster", NS, "gc")        # the 4.2.1 operator does nothing on delete
+    time.sleep(2)
     sim.wait_idle()
     assert is_ready(primary_pod(store, "gc")) and backend.kinds((NS, "gc")) == ["start"]
-    store.delete("apps/v1", "Deployment", NS, "gc")
-    sim.wait_idle()
-    assert backend.kinds((NS, "gc")) == ["start", "stop"]
+    store.delete("apps/v1", "Deployment", NS, "gc")                 # ReplicaSet and pod follow (GC)
+    wait_for(lambda: backend.kinds((NS, "gc")) == ["start", "stop"], 30, "gc stopped")
     store.delete("v1", "PersistentVolumeClaim", NS, "gc")
-    sim.wait_idle()
-    assert backend.kinds((NS, "gc"))[-1] == "destroy"
+    wait_for(lambda: backend.kinds((NS, "gc"))[-1] == "destroy", 30, "gc's data destroyed")
 
 
 def host_prep_pod(node: str, mode: str, *, host_network: bool = True, privileged: bool = True) -> dict:

@@ -117,9 +117,12 @@ def test_dry_run_lists_what_would_go_and_what_stays_and_deletes_nothing(module_c
     would = set(result["would_delete"])
     for node in NODES:
         assert {f"Pgcluster/{node}", f"Deployment/{node}", f"Deployment/{node}-backrest-shared-repo",
-                f"Service/{node}", f"Service/{node}-replica", f"ConfigMap/{node}-pgha-default-config",
+                f"Service/{node}", f"Service/{node}-backrest-shared-repo", f"ConfigMap/{node}-pgha-default-config",
                 f"ConfigMap/{node}-config", f"ConfigMap/{node}-leader", f"Secret/{node}-postgres-secret",
-                f"Secret/{node}-backrest-repo-config", f"Job/{node}-stanza-create"} <= would, node
+                f"Secret/{node}-backrest-repo-config", f"Job/{node}-stanza-create",
+                f"Job/backrest-backup-{node}"} <= would, node
+        # The 4.2.1 operator makes `<node>-replica` only for clusters with replicas (cluster/clusterlogic.go).
+        assert f"Service/{node}-replica" not in would
     assert "ConfigMap/pgo-custom-antdb-config" in would
     pods = {k for k in before if k.startswith("Pod/")}
     assert pods and pods <= would

@@ -1,4 +1,5 @@
-"""A whole test cluster: the Kubernetes API on loopback, the simulator, node databases, connections.
+"""A whole test cluster: the Kubernetes API on loopback, the built-in controllers and kubelets
+(tests.support.sim) with the real postgres-operator 4.2.1 in its pod, AntDB nodes, connections.
 
 `TestCluster` is what end-to-end tests hold: they trigger DAGs with `run_dag`, then assert
 on Kubernetes (through the API store) and on the node databases themselves (through
@@ -46,6 +47,7 @@ class TestCluster:
     kubeconfig: str
     workdir: str
     env: dict[str, str] = field(default_factory=dict)
+    operator_api: KubeApiServer | None = None      # the real operator's listener on the same store
 
     # --- Kubernetes side --------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
@@ -129,23 +131,39 @@ def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2) 
     store.add_listener(secret_scan.remember_secrets)  # the session-end scan looks for these too
     api = KubeApiServer(store).start()
     backend = make_backend(os.path.join(workdir, "nodes"))
-    sim = ClusterSimulator(store, backend, ready_delay=ready_delay)
+    kubeconfig = api.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
+    # The operator pod reaches the same store through a listener of its own (two apiserver
+    # replicas over one etcd), so `api.requests` holds what the package and the tests sent and
+    # `operator_api.requests` what the real operator sent.
+    operator_api = KubeApiServer(store).start()
+    operator_kubeconfig = operator_api.write_kubeconfig(os.path.join(workdir, "operator-kubeconfig"))
+    sim = ClusterSimulator(store, backend, kubeconfig=operator_kubeconfig, workdir=workdir, ready_delay=ready_delay)
     sim.seed(operator_installed=operator_installed)
     sim.start()
-    kubeconfig = api.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
     env = {
         "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes",
                                                        "extra": {"kube_config_path": kubeconfig}}),
         "AIRFLOW_CONN_ANTDB_DEFAULT": json.dumps({"conn_type": "postgres", "login": SUPERUSER,
                                                   "password": PASSWORD, "schema": "postgres"}),
     }
-    return TestCluster(store, api, sim, backend, kubeconfig, workdir, env)
+    return TestCluster(store, api, sim, backend, kubeconfig, workdir, env, operator_api)
+
+
+def operator_log_report(cluster: TestCluster, tail: int = 200) -> str:
+    """The last lines of every real postgres-operator process of this cluster (for failed tests)."""
+    parts = []
+    for path, text in cluster.sim.operator_logs():
+        lines = text.splitlines()[-tail:]
+        parts.append(f"--- postgres-operator log {path} (last {len(lines)} lines) ---\n" + "\n".join(lines))
+    return "\n".join(parts) or "(no postgres-operator process was started)"
 
 
 def stop_cluster(cluster: TestCluster) -> None:
     try:
         cluster.sim.stop()
     finally:
+        if cluster.operator_api is not None:
+            cluster.operator_api.stop()
         cluster.api.stop()
         shutil.rmtree(cluster.workdir, ignore_errors=True)
         lock_fd = _held_networks.pop(cluster.workdir, None)

@@ -77,7 +77,7 @@ class PreflightOperator(AntDBBaseOperator):
     def _operator(self, spec) -> str:
         if spec.operator_install:
             return "operator.install is true: ensure_operator installs it"
-        problems = operator_problems(self.kube, spec.operator_namespace)
+        problems = operator_problems(self.kube, spec)
         if problems:
             raise AirflowFailException(operator_missing(problems).message)
         return f"ready in namespace {spec.operator_namespace}"
