@@ -34,7 +34,7 @@ def without_pgcluster_create(documents: list[dict]) -> list[dict]:
 
 
 def test_without_create_on_pgclusters_create_gc_fails_with_a_403_naming_verb_and_resource(airflow_db, capfd):
-    with running_cluster("vanilla", airflow_rbac=without_pgcluster_create(airflow_rbac_documents())) as cluster:
+    with running_cluster(airflow_rbac=without_pgcluster_create(airflow_rbac_documents())) as cluster:
         run = cluster.run_dag("deploy_antdb", CONF)
         output = "".join(capfd.readouterr())
         assert run.state == "failed"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -17,21 +16,10 @@ from antdb_k8s.core.hosts import (
 from antdb_k8s.core.manifests import INCLUDE_DIR, load_yaml_documents
 from antdb_k8s.core.readiness import pod_is_ready
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.services.wait import wait_for
 
 HOST_PREP_NAMESPACE = "kube-system"
 CRD_NAME = "pgclusters.crunchydata.com"
-
-
-def _wait(predicate, timeout: float, interval: float, what: str):
-    """Poll `predicate` until it returns a truthy value or `timeout` passes (short waits only)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 class PrepareHostsOperator(AntDBBaseOperator):
@@ -79,7 +67,7 @@ class PrepareHostsOperator(AntDBBaseOperator):
         pod = self.kube.create(manifest)
         name = pod["metadata"]["name"]
         try:
-            _wait(lambda: self._pod_finished(name), self.pod_timeout, self.poll_interval, f"host-prep pod {name}")
+            wait_for(lambda: self._pod_finished(name), self.pod_timeout, self.poll_interval, f"host-prep pod {name}")
             return parse_sysctl_report(node, self.kube.pod_log(HOST_PREP_NAMESPACE, name))
         finally:
             self.kube.delete("v1", "Pod", name, HOST_PREP_NAMESPACE)
@@ -109,7 +97,7 @@ class PrepareHostsOperator(AntDBBaseOperator):
         for pod in self.kube.list("v1", "Pod", "kube-system", label_selector="k8s-app=kube-proxy"):
             node = (pod.get("spec") or {}).get("nodeName")
             self.kube.delete("v1", "Pod", pod["metadata"]["name"], "kube-system")
-            _wait(lambda: self._proxy_ready_on(node, pod["metadata"]["name"]), self.pod_timeout,
+            wait_for(lambda: self._proxy_ready_on(node, pod["metadata"]["name"]), self.pod_timeout,
                   self.poll_interval, f"kube-proxy on {node}")
 
     def _proxy_ready_on(self, node: str | None, old_name: str) -> bool:
@@ -140,7 +128,7 @@ class EnsurePgoOperator(AntDBBaseOperator):
             return {"status": "dry-run", "install": spec.operator_install, "problems": state, "unread": unread}
         if spec.operator_install:
             actions = {f"{m['kind']}/{m['metadata']['name']}": self.kube.apply(m) for m in manifests}
-            _wait(lambda: not self._problems(spec), self.ready_timeout, self.poll_interval, "postgres-operator to be Ready")
+            wait_for(lambda: not self._problems(spec), self.ready_timeout, self.poll_interval, "postgres-operator to be Ready")
             return {"status": "installed", "actions": actions}
         problems = self._problems(spec)
         if problems:

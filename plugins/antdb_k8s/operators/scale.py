@@ -3,7 +3,7 @@ departing coordinators, verify.
 
 Every decision is in `core.scale` (pure); these operators read Kubernetes and AntDB, act,
 and wait with deadlines. pgxc_node is changed only through the one planner and applier
-(`plan_pgxc_changes`, `AntDBHook.apply_plan`); verification is `operators.verify.verify_cluster`.
+(`services.catalog.reconcile_catalog`); discovery, waits and verification are `services`'.
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
-from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary, plan_pgxc_changes
+from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary
 from antdb_k8s.core.scale import (CRUNCHY_API, USER_RELATIONS_SQL, ScalePlan, ScaleRefused, catalog_differences,
                                   clone_progress, clone_request, plan_scale, removal_steps, timeouts_from,
                                   validate_request)
-from antdb_k8s.core.sql import render_plan
-from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError, members_from_pgclusters, \
-    topology_from_services
-from antdb_k8s.hooks.kube import KubeError
+from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError
+from antdb_k8s.hooks.errors import KubeError
 from antdb_k8s.operators.base import AntDBBaseOperator
-from antdb_k8s.operators.verify import verify_cluster
-from antdb_k8s.triggers.readiness import describe_timeout, read_readiness
+from antdb_k8s.services.catalog import reconcile_catalog
+from antdb_k8s.services.discovery import describe_timeout, discover, read_readiness
+from antdb_k8s.services.pods import wait_pods_gone
+from antdb_k8s.services.verification import verify_cluster
+from antdb_k8s.services.wait import Poll, wait_until
 
 PGTASK_CRD = "pgtasks.crunchydata.com"
 FAILURE_REASON = "CloneClusterFailure"
@@ -47,7 +48,7 @@ class _PlanOperator(AntDBBaseOperator):
         return ScalePlan.from_dict(self.plan)
 
     def members(self, namespace: str) -> dict[str, NodeRole]:
-        return members_from_pgclusters(self.kube.list(CRUNCHY_API, "Pgcluster", namespace))
+        return discover(self.kube, namespace, pods=False, services=False).members
 
     def listed(self, api_version: str, kind: str, namespace: str, selector: str) -> list[dict]:
         """Objects by label; none when their CRD is not installed (404), not an error."""
@@ -71,7 +72,7 @@ class PlanScaleOperator(AntDBBaseOperator):
         try:
             validate_request(params.get("coordinators"), params.get("datanodes"))
             namespace = require_dns1123_label(params.get("namespace"), "namespace")
-            members = members_from_pgclusters(self._pgclusters(namespace))
+            members = self._members(namespace)
             plan = plan_scale(namespace, members, params["coordinators"], params.get("datanodes"),
                               bool(params.get("delete_data", False)))
         except (ScaleRefused, InvalidName) as exc:
@@ -79,9 +80,9 @@ class PlanScaleOperator(AntDBBaseOperator):
         self.log.info("%s", plan.summary())
         return plan.to_dict()
 
-    def _pgclusters(self, namespace: str) -> list[dict]:
+    def _members(self, namespace: str) -> dict[str, NodeRole]:
         try:
-            return self.kube.list(CRUNCHY_API, "Pgcluster", namespace)
+            return discover(self.kube, namespace, pods=False, services=False).members
         except KubeError as err:
             if err.status == 404:
                 raise ScaleRefused("the Pgcluster CRD is not installed: there is no AntDB cluster to scale") from None
@@ -179,24 +180,29 @@ class CloneCoordinatorsOperator(_PlanOperator):
 
     def _wait(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
         """Until every target coordinator has its Pgcluster and a Ready pod; bounded."""
-        started = time.monotonic()
-        while True:
+        seen: dict = {}
+
+        def look() -> Poll:
             report = read_readiness(self.kube, plan.namespace, list(plan.target))
             missing = [n for n in plan.add if self.kube.get(CRUNCHY_API, "Pgcluster", n, plan.namespace) is None]
+            seen.update(report=report, missing=missing)
             if report.done and not missing:
-                self.log.info("%s", report.progress_line())
-                return
+                return Poll(True, report)
             for name in missing:
                 failure = self._clone_failure(plan.namespace, name)
                 if failure:
                     raise RuntimeError(failure)
-            waited = time.monotonic() - started
-            if waited >= timeouts["clone_ready"]:
-                progress = "; ".join(self._progress(plan.namespace, n).describe() for n in missing)
-                raise TimeoutError(describe_timeout(self.kube, plan.namespace, report, waited)
-                                   + (f"\n  {progress}" if progress else ""))
-            self.log.info("%s%s", report.progress_line(), f"; clone running for {', '.join(missing)}" if missing else "")
-            time.sleep(min(timeouts["poke_interval"], max(timeouts["clone_ready"] - waited, 0.1)))
+            running = f"; clone running for {', '.join(missing)}" if missing else ""
+            return Poll(False, None, report.progress_line() + running)
+
+        def describe(poll: Poll, waited: float) -> str:
+            progress = "; ".join(self._progress(plan.namespace, n).describe() for n in seen["missing"])
+            return (describe_timeout(self.kube, plan.namespace, seen["report"], waited)
+                    + (f"\n  {progress}" if progress else ""))
+
+        report = wait_until(look, time.monotonic() + timeouts["clone_ready"], timeouts["poke_interval"], describe,
+                            what="the new coordinators")
+        self.log.info("%s", report.progress_line())
 
     def _label(self, namespace: str, name: str) -> None:
         """The operator's clone carries Crunchy's labels only; add the package's, as deploy sets them."""
@@ -226,27 +232,22 @@ class ReconcileScaleOperator(_PlanOperator):
         return {"topology": topology.to_list(), "holders": results, "dropped": list(plan.remove)}
 
     def _topology(self, plan: ScalePlan) -> Topology:
-        members = self.members(plan.namespace)
-        missing = sorted(set(plan.target) - set(members))
+        facts = discover(self.kube, plan.namespace, pods=False)
+        missing = sorted(set(plan.target) - set(facts.members))
         if missing:
             raise RuntimeError(f"coordinators {', '.join(missing)} have no Pgcluster yet: the clone did not finish")
-        keep = {name: role for name, role in members.items() if name not in plan.remove}
+        keep = {name: role for name, role in facts.members.items() if name not in plan.remove}
         try:
-            return topology_from_services(keep, self.kube.list("v1", "Service", plan.namespace))
+            return facts.topology(keep)
         except TopologyError as exc:
             raise RuntimeError(str(exc)) from None
 
     def _reconcile(self, topology: Topology, holder: NodeAddress) -> dict:
-        plan = plan_pgxc_changes(topology, self.antdb.read_pgxc_nodes(holder), holder.name)
-        if plan.is_noop:
-            self.log.info("%s: pgxc_node already matches the target topology", holder.name)
-        else:
-            self.log.info("%s\n  SQL: %s", "\n".join(diff_summary(plan)), ";\n  ".join(render_plan(plan)))
         try:
-            applied = self.antdb.apply_plan(holder, plan)
+            result = reconcile_catalog(self.antdb, topology, holder)
         except PlanBlockedError as exc:
             raise AirflowFailException(str(exc)) from None
-        return {"target": holder.name, "changes": applied, "summary": diff_summary(plan)[0]}
+        return {"target": holder.name, "changes": result.applied, "summary": diff_summary(result.plan)[0]}
 
     def _check_catalogs(self, plan: ScalePlan, topology: Topology) -> None:
         if not plan.add:
@@ -301,16 +302,11 @@ class RemoveCoordinatorsOperator(_PlanOperator):
         return deleted
 
     def _wait_gone(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
-        deadline = time.monotonic() + timeouts["removal"]
-        while True:
-            left = [p["metadata"]["name"] for n in plan.remove
-                    for p in self.listed("v1", "Pod", plan.namespace, f"pg-cluster={n}")]
-            if not left:
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"pods of removed coordinators still present after {timeouts['removal']}s: "
-                                   + ", ".join(left))
-            time.sleep(min(timeouts["poke_interval"], 2))
+        seconds = timeouts["removal"]
+        wait_pods_gone(self.kube, plan.namespace, plan.remove, deadline=time.monotonic() + seconds,
+                       interval=min(timeouts["poke_interval"], 2),
+                       describe=lambda left, waited: f"pods of removed coordinators still present after {seconds}s: "
+                                                     + ", ".join(left))
 
 
 class VerifyScaleOperator(_PlanOperator):
