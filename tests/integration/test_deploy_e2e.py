@@ -109,7 +109,8 @@ def test_gc_pod_restart_changes_nothing_and_loses_nothing(module_cluster):
 
     cluster.store.delete("v1", "Pod", NS, old_pod)
     wait_until(lambda: cluster.database_pods(NS).get("gc") not in (None, old_pod)
-               and cluster.query(NS, "cn1", "SELECT count(*) FROM restart_check")[0][0] == 10000,
+               and cluster.query(NS, "cn1", "SELECT count(*) FROM restart_check")[0][0] == 10000
+               and cluster.query(NS, "gc", "SELECT count(*) FROM restart_check")[0][0] == 10000,
                120, "the replacement gc pod to serve queries")
 
     assert cluster.database_pods(NS)["gc"] != old_pod

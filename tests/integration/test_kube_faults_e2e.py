@@ -86,34 +86,40 @@ def test_a_conflict_on_update_is_re_read_and_the_update_lands(module_cluster):
     assert row_count(cluster) == ROWS
 
 
-def test_dropped_watch_streams_are_resumed_without_losing_events(module_cluster, tmp_path):
-    """What the operator's informers live through: every open watch is cut during a run;
-    a watcher resuming from its last resourceVersion still sees every pod change."""
-    cluster = module_cluster
-    api = client.CoreV1Api(config.new_client_from_config(config_file=cluster.admin_kubeconfig))
-    seen: dict[str, str] = {}
-    done = threading.Event()
-    listed = api.list_namespaced_pod(NS)
-    for pod in listed.items:
-        seen[pod.metadata.name] = pod.metadata.resource_version
-    cuts = []
+class PodInformer:
+    """What a client-go informer does with pods: list, then watch from the list's
+    resourceVersion, and after a cut stream resume from the last one it saw."""
 
-    def informer(resource_version: str) -> None:
-        while not done.is_set():
+    def __init__(self, api: client.CoreV1Api, namespace: str):
+        self.api, self.namespace = api, namespace
+        self.seen: dict[str, str] = {}
+        self.cuts: list[str] = []
+        self.done = threading.Event()
+        listed = api.list_namespaced_pod(namespace)
+        self.seen.update({p.metadata.name: p.metadata.resource_version for p in listed.items})
+        self.thread = threading.Thread(target=self._follow, args=(listed.metadata.resource_version,), daemon=True)
+        self.thread.start()
+
+    def _follow(self, resource_version: str) -> None:
+        while not self.done.is_set():
             try:
-                for event in watch.Watch().stream(api.list_namespaced_pod, NS, resource_version=resource_version,
-                                                  timeout_seconds=30):
+                for event in watch.Watch().stream(self.api.list_namespaced_pod, self.namespace,
+                                                  resource_version=resource_version, timeout_seconds=30):
                     pod = event["object"]
                     resource_version = pod.metadata.resource_version
                     if event["type"] == "DELETED":
-                        seen.pop(pod.metadata.name, None)
+                        self.seen.pop(pod.metadata.name, None)
                     else:
-                        seen[pod.metadata.name] = resource_version
+                        self.seen[pod.metadata.name] = resource_version
             except Exception:  # noqa: BLE001 - a cut stream: resume from the last resourceVersion
-                cuts.append(resource_version)
+                self.cuts.append(resource_version)
 
-    thread = threading.Thread(target=informer, args=(listed.metadata.resource_version,), daemon=True)
-    thread.start()
+
+def test_dropped_watch_streams_are_resumed_without_losing_events(module_cluster):
+    """Every open watch (the readiness trigger's, an informer's) is cut during a run: the run
+    still succeeds and a watcher resuming from its last resourceVersion misses nothing."""
+    cluster = module_cluster
+    informer = PodInformer(client.CoreV1Api(config.new_client_from_config(config_file=cluster.admin_kubeconfig)), NS)
     old_gc = cluster.database_pods(NS)["gc"]
     cluster.store.delete("v1", "Pod", NS, old_gc)        # the gc pod restarts while watched
     time.sleep(1)
@@ -122,10 +128,10 @@ def test_dropped_watch_streams_are_resumed_without_losing_events(module_cluster,
     dropped += cluster.api.faults.drop_watches()
     assert run.state == "success", task_states(run)
     assert dropped >= 2
-    wait_until(lambda: len(cuts) >= 2, 10, "the watcher to see both cuts")
-    wait_until(lambda: seen == live_pods(cluster), 15, "the watcher to catch up with the live pods")
-    done.set()
-    assert old_gc not in seen
+    wait_until(lambda: len(informer.cuts) >= 2, 10, "the watcher to see both cuts")
+    wait_until(lambda: informer.seen == live_pods(cluster), 15, "the watcher to catch up with the live pods")
+    informer.done.set()
+    assert old_gc not in informer.seen
     assert_cluster_is_right(cluster)
     assert row_count(cluster) == ROWS
 

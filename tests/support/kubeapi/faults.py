@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import ApiError, conflict
-from .rbac import request_attributes, UserInfo
+from .rbac import UserInfo, request_attributes
 
 RESET = 0                   # pseudo status: drop the connection without an answer
 RESTART = -1                # pseudo status: drop it, and restart the server meanwhile
