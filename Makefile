@@ -37,7 +37,7 @@ test-integration: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	scripts/prepare-tests.sh
-	$(VENV)/bin/python -m bench.run
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache

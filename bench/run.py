@@ -1,13 +1,15 @@
-"""Benchmarks, printed as ratios against a baseline measured in the same run.
+"""Benchmarks, each printed as a ratio against a baseline measured in the same run.
 
-1. Re-run cost: a second `deploy_antdb` with the same conf against the deployed cluster,
-   relative to the first deploy (wall time, Kubernetes API requests, API writes).
-   Goal: a re-run is much cheaper than a deploy and writes nothing.
-2. Readiness polling cost: API requests and time per readiness poll for a 49-node cluster
-   (1 gc + 16 cn + 32 dn) relative to a 6-node one. Goal: ~1x requests (one list per poll,
-   whatever the size), so waiting on a big cluster does not load the API server more.
+P1 parse (bench/parse.py): each DAG file vs an empty one-task DAG file, fresh process each.
+P2 orchestration overhead, P3 readiness latency and the API load table (bench/deploy.py):
+   deploy_antdb, a re-run and verify_antdb_topology on the test cluster at 1+2+3 and 1+16+32,
+   against a no-op DAG of the same graph shape.
+P4 catalog apply (bench/catalog.py): the applier vs 130 statements over one connection,
+   on a real AntDB coordinator.
+Readiness poll cost: API requests and time per poll at 49 nodes vs 6.
 
-Run with `make bench`. Nothing here asserts: numbers are for people comparing changes.
+Run with `make bench` (all) or `python -m bench.run p1 p4 ...`; `--small` skips 1+16+32.
+Nothing here asserts: numbers are for people comparing changes.
 """
 
 from __future__ import annotations
@@ -20,41 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 import tests.conftest  # noqa: E402,F401 - isolated Airflow home, set before Airflow is imported
-
-
-def _writes(requests) -> int:
-    return sum(1 for r in requests if r.method in ("POST", "PUT", "PATCH", "DELETE"))
-
-
-def bench_rerun() -> None:
-    import pytest
-
-    from antdb_k8s.hooks.antdb import AntDBHook
-    from tests.support.cluster import start_cluster, stop_cluster
-    from tests.support.pgnodes import vanilla_apply_node_change
-
-    conf = {"prepare_hosts": "off", "timeouts": {"gc_ready": 300, "nodes_ready": 300, "poke_interval": 1}}
-    cluster = start_cluster("vanilla")
-    mp = pytest.MonkeyPatch()
-    for key, value in cluster.env.items():
-        mp.setenv(key, value)
-    mp.setattr(AntDBHook, "apply_node_change", vanilla_apply_node_change)
-    try:
-        results = []
-        for label in ("first deploy (baseline)", "re-run, same conf"):
-            cluster.api.requests.clear()
-            started = time.perf_counter()
-            state = cluster.run_dag("deploy_antdb", conf).state
-            elapsed = time.perf_counter() - started
-            results.append((label, state, elapsed, len(cluster.api.requests), _writes(cluster.api.requests)))
-        base = results[0]
-        print("\n== deploy_antdb re-run cost (1 gc + 2 cn + 3 dn, vanilla nodes)")
-        for label, state, elapsed, requests, writes in results:
-            print(f"  {label:26s} state={state:8s} time={elapsed / base[2]:.2f}x  api requests={requests / base[3]:.2f}x"
-                  f"  api writes={writes}")
-    finally:
-        mp.undo()
-        stop_cluster(cluster)
 
 
 def _fake_pods(count: int) -> list[dict]:
@@ -103,12 +70,26 @@ def bench_readiness() -> None:
               f"  requests/poll={requests / base[2]:.2f}x")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from airflow.utils import db
 
+    args = sys.argv[1:] if argv is None else argv
+    chosen = [a for a in args if not a.startswith("-")] or ["p1", "poll", "p2", "p4"]
     db.resetdb()
-    bench_readiness()
-    bench_rerun()
+    if "p1" in chosen:
+        from bench.parse import main as bench_parse
+
+        bench_parse(3)
+    if "poll" in chosen:
+        bench_readiness()
+    if "p2" in chosen:
+        from bench.deploy import SIZES, bench_deploy
+
+        bench_deploy(SIZES[:1] if "--small" in args else SIZES)
+    if "p4" in chosen:
+        from bench.catalog import bench_catalog_apply
+
+        bench_catalog_apply()
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ The before/after table is in the `assert_unchanged` log; the summary is in XCom.
 
 with DAG(
     dag_id="antdb_restart_check",
+    description="Prove a database pod restart changes nothing: topology, pgxc_node, row counts",
     schedule=None,
     catchup=False,
     max_active_runs=1,

@@ -16,6 +16,7 @@ from antdb_k8s.operators.cluster import (
 )
 from antdb_k8s.operators.pgxc import ReconcilePgxcNodeOperator
 from antdb_k8s.operators.platform import EnsurePgoOperator, PrepareHostsOperator
+from antdb_k8s.operators.preflight import PreflightOperator
 from antdb_k8s.operators.smoke import AntDBSmokeTestOperator
 from antdb_k8s.operators.spec import DeploySummaryOperator, ValidateSpecOperator
 from antdb_k8s.sensors.readiness import AntDBNodesReadySensor
@@ -24,7 +25,8 @@ DOC_MD = """
 ### Deploy an AntDB cluster on Kubernetes
 
 Turns the AntDB-on-Crunchy-postgres-operator runbook into one run:
-**validate** the conf → **prepare hosts** (sysctl, kube-proxy ipvs) → **ensure the operator**
+**validate** the conf → **preflight** (connections, Kubernetes access, operator: fails at once, saying what
+to fix) → **prepare hosts** (sysctl, kube-proxy ipvs) → **ensure the operator**
 → **namespace, Secrets, volumes** → **create gc** → **wait for gc** → **read gc's ClusterIP**
 → **write `pgo-custom-antdb-config`** (agtm_host) → **create datanodes and coordinators** (in parallel)
 → **wait for every node** → **collect the topology** → **reconcile `pgxc_node`** on gc and every
@@ -39,6 +41,8 @@ coordinator (in parallel) → **smoke test** → **summary**.
 
 with DAG(
     dag_id="deploy_antdb",
+    description="Deploy an AntDB cluster (gc, coordinators, datanodes) on Kubernetes through the postgres-operator; "
+                "dry_run shows every manifest",
     schedule=None,
     catchup=False,
     max_active_runs=1,
@@ -48,6 +52,7 @@ with DAG(
     params={key: Param(default, **PARAM_SCHEMAS[key]) for key, default in param_defaults().items()},
 ) as dag:
     validate = ValidateSpecOperator(task_id="validate", retries=0)
+    preflight = PreflightOperator(task_id="preflight", retries=0)
     prepare_hosts = PrepareHostsOperator(task_id="prepare_hosts")
     ensure_operator = EnsurePgoOperator(task_id="ensure_operator")
     ensure_namespace = EnsureNamespaceOperator(task_id="ensure_namespace")
@@ -55,22 +60,26 @@ with DAG(
     wait_gc = AntDBNodesReadySensor(task_id="wait_gc_ready", nodes=["gc"], timeout_key="gc_ready", retries=0)
     gc_address = ReadGtmAddressOperator(task_id="read_gc_address")
     custom_config = WriteCustomConfigOperator(task_id="write_custom_config", gtm_address=gc_address.output)
-    create_nodes = CreatePgclusterOperator.partial(task_id="create_nodes").expand(node_name=validate.output)
+    create_nodes = CreatePgclusterOperator.partial(
+        task_id="create_nodes", map_index_template="{{ task.node_name }}").expand(node_name=validate.output)
     wait_nodes = AntDBNodesReadySensor(task_id="wait_nodes_ready", nodes=XComArg(validate, key="nodes"), retries=0)
     topology = CollectTopologyOperator(task_id="collect_topology")
     nodes_topology = XComArg(topology, key="topology")
-    reconcile = ReconcilePgxcNodeOperator.partial(task_id="reconcile_pgxc_node", topology=nodes_topology).expand(
+    reconcile = ReconcilePgxcNodeOperator.partial(
+        task_id="reconcile_pgxc_node", topology=nodes_topology, map_index_template="{{ task.target }}").expand(
         target=topology.output
     )
     smoke = AntDBSmokeTestOperator(task_id="smoke_test", topology=nodes_topology)
     summary = DeploySummaryOperator(
         task_id="summary",
-        results={"prepare_hosts": prepare_hosts.output, "operator": ensure_operator.output,
-                 "namespace": ensure_namespace.output, "gc_address": gc_address.output,
-                 "custom_config": custom_config.output, "topology": nodes_topology,
-                 "reconcile": reconcile.output, "smoke_test": smoke.output},
+        trigger_rule="all_done",
+        steps={"preflight": "preflight", "prepare_hosts": "prepare_hosts", "operator": "ensure_operator",
+               "namespace": "ensure_namespace", "gc_address": "read_gc_address",
+               "custom_config": "write_custom_config", "topology": "collect_topology:topology",
+               "reconcile": "reconcile_pgxc_node", "smoke_test": "smoke_test"},
     )
 
-    validate >> prepare_hosts >> ensure_operator >> ensure_namespace >> create_gc >> wait_gc >> gc_address
+    validate >> preflight >> prepare_hosts >> ensure_operator >> ensure_namespace
+    ensure_namespace >> create_gc >> wait_gc >> gc_address
     custom_config >> create_nodes >> wait_nodes >> topology
-    reconcile >> smoke >> summary
+    reconcile >> smoke >> summary  # all_done: it runs (and reports every step) whatever happened

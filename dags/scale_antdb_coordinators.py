@@ -39,6 +39,7 @@ Set **coordinators** to the count the cluster should have: **plan** → **clone 
 
 with DAG(
     dag_id="scale_antdb_coordinators",
+    description="Add or remove AntDB coordinators (clone of cn1 / drop from pgxc_node everywhere)",
     schedule=None,
     catchup=False,
     max_active_runs=1,

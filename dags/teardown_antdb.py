@@ -31,6 +31,7 @@ set, never by the deploy conf. Other objects in the namespace are left alone.
 
 with DAG(
     dag_id="teardown_antdb",
+    description="Delete one AntDB cluster from a namespace, keeping its data unless delete_data is true",
     schedule=None,
     catchup=False,
     max_active_runs=1,

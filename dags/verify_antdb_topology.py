@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from antdb_k8s.operators.repair import REPAIR_LEVELS, RepairTopologyOperator
 from antdb_k8s.operators.verify import (
@@ -42,9 +42,14 @@ answering with the new agtm_host before the next), then does the safe repair.
 **final_verify fails the run when drift remains in any cluster**, naming the namespace and the drift, so
 it shows red in the run history; the other clusters are still verified (and repaired).
 
+#### Schedule
+Nightly at 02:00 UTC. Unpausing does not start a run: the first scheduled run is the next 02:00
+(`run_immediately=False`); trigger it by hand to verify now.
+
 #### Notifications
-The DAG's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
-drift. To be paged instead, copy this file and pass any Airflow notifier as well (or instead), e.g.
+Every task's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
+drift in the failed task's log; the same line becomes the run's note in the UI. To be paged instead, copy
+this file and pass any Airflow notifier as well (or instead), e.g.
 `on_failure_callback=[notify_drift, SlackNotifier(slack_conn_id="slack", text="AntDB drift in {{ dag_run.run_id }}")]`
 (`apache-airflow-providers-slack`), or `SmtpNotifier` from the SMTP provider.
 """
@@ -65,14 +70,15 @@ PARAMS = {
 
 with DAG(
     dag_id="verify_antdb_topology",
-    schedule="0 2 * * *",
+    description="Nightly: compare a deployed AntDB cluster with Kubernetes (pgxc_node, agtm_host, data); "
+                "optionally repair",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
     catchup=False,
     max_active_runs=1,
     tags=["antdb", "kubernetes", "day2", "verify"],
     doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_drift},
     params=PARAMS,
-    on_failure_callback=notify_drift,
 ) as dag:
     clusters = DeployedClustersOperator(task_id="clusters")
     verify = VerifyTopologyOperator.partial(task_id="verify", map_index_template=MAP_INDEX_TEMPLATE).expand(

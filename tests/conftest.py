@@ -1,4 +1,7 @@
-"""Session-wide test setup: an isolated Airflow home on SQLite, configured before Airflow is imported."""
+"""Session-wide test setup: an isolated Airflow home on SQLite, configured before Airflow is imported.
+
+At session end every DAG run the suite made is scanned for passwords (`tests/support/secret_scan.py`).
+"""
 
 from __future__ import annotations
 
@@ -29,3 +32,35 @@ def airflow_db():
 
     db.resetdb()
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_left_behind():
+    """Fail the session, naming each place, if any DAG run left a password behind.
+
+    Looks for the connection's PASSWORD and every secret any test cluster's Secrets held,
+    in XCom, rendered template fields, every test's captured output and every log record of the session.
+    """
+    import logging
+
+    from tests.support import secret_scan
+    from tests.support.cluster import PASSWORD
+
+    secret_scan.remember(PASSWORD)
+    tap = secret_scan.LogTap(Path(_AIRFLOW_HOME) / "logs" / "session-tap.log")
+    logging.getLogger().addHandler(tap)
+    yield
+    logging.getLogger().removeHandler(tap)
+    tap.close()
+    found = secret_scan.scan(Path(_AIRFLOW_HOME), secret_scan.known_secrets())
+    if found:
+        pytest.fail("a password was left behind by a DAG run (shown here by place, never by value):\n  "
+                    + "\n  ".join(found[:50]), pytrace=False)
+
+
+def pytest_runtest_logreport(report):
+    """Keep each test's captured output (task logs included) under AIRFLOW_HOME for the secret scan."""
+    from tests.support.secret_scan import write_test_output
+
+    write_test_output(Path(_AIRFLOW_HOME) / "logs" / "test-output.log", report.nodeid, report.when,
+                      [("stdout", report.capstdout), ("stderr", report.capstderr), ("log", report.caplog)])

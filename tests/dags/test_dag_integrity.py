@@ -50,8 +50,8 @@ def test_every_dag_has_docs_tags_and_retries(dagbag):
 
 def test_deploy_antdb_follows_the_runbook_order(dagbag):
     dag = dagbag.dags["deploy_antdb"]
-    order = ["validate", "prepare_hosts", "ensure_operator", "ensure_namespace", "create_gc", "wait_gc_ready",
-             "read_gc_address", "write_custom_config", "create_nodes", "wait_nodes_ready", "collect_topology",
+    order = ["validate", "preflight", "prepare_hosts", "ensure_operator", "ensure_namespace", "create_gc",
+             "wait_gc_ready", "read_gc_address", "write_custom_config", "create_nodes", "wait_nodes_ready", "collect_topology",
              "reconcile_pgxc_node", "smoke_test", "summary"]
     for upstream, downstream in zip(order, order[1:]):
         assert upstream in dag.get_task(downstream).upstream_task_ids, f"{upstream} must precede {downstream}"

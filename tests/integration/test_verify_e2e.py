@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from antdb_k8s.core.pgxc import PgxcRow
+from tests.integration.test_run_visibility import run_note
 from tests.support.drift import alter_row, create_row, drop_row, recreate_service, unused_address
 
 pytestmark = pytest.mark.integration
@@ -55,6 +56,8 @@ def fails_naming(cluster, *fragments: str, repair: str = "off", data_check: bool
     text = "\n".join(report["drift"])
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not named in the drift:\n{text}"
+    note = run_note(run)  # the notifier's line is the run's note in the UI too
+    assert note.startswith("AntDB topology drift") and report["drift"][0] in note, note
     return report["drift"]
 
 

@@ -21,6 +21,7 @@ import psycopg
 
 import yaml
 
+from tests.support import secret_scan
 from tests.support.kubeapi import KubeApiServer, ObjectStore
 from tests.support.sim import ClusterSimulator
 
@@ -137,6 +138,7 @@ def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2,
     _held_networks[workdir] = lock_fd
     os.chmod(workdir, 0o755)
     store = ObjectStore(cluster_ip_network=network)
+    store.add_listener(secret_scan.remember_secrets)  # the session-end scan looks for these too
     api = KubeApiServer(store).start()
     backend = make_backend(os.path.join(workdir, "nodes"))
     sim = ClusterSimulator(store, backend, ready_delay=ready_delay)

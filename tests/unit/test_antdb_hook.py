@@ -18,7 +18,41 @@ def hook(monkeypatch):
     hook.statements = []
     monkeypatch.setattr(hook, "execute", lambda address, sql, parameters=None: hook.statements.append((address.name, sql)))
     monkeypatch.setattr(hook, "query", lambda address, sql, parameters=None: hook.statements.append((address.name, sql)) or [(True,)])
+    hook.connections = []
+    monkeypatch.setattr(hook, "connect_to", lambda address: _RecordingConnection(hook, address))
     return hook
+
+
+class _RecordingConnection:
+    """Stands in for an autocommit psycopg connection: records statements and being opened/closed."""
+
+    def __init__(self, hook, address):
+        self.hook, self.address, self.closed = hook, address, False
+        hook.connections.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.closed = True
+
+    def cursor(self):
+        return _RecordingCursor(self)
+
+
+class _RecordingCursor:
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def execute(self, sql, parameters=None):
+        assert not self.connection.closed, "statement on a closed connection"
+        self.connection.hook.statements.append((self.connection.address.name, sql))
 
 
 def test_ddl_is_retried_after_a_lost_pooled_connection_then_succeeds(hook, monkeypatch):
@@ -72,6 +106,8 @@ def test_a_plan_runs_each_change_alone_then_reloads_the_pool_once(hook):
         "CREATE NODE \"cn1\" WITH (TYPE = 'coordinator', HOST = '127.0.10.11', PORT = 5432)",
         "SELECT pgxc_pool_reload()",
     ]
+    assert len(hook.connections) == 1 and hook.connections[0].closed, "one connection for the whole plan, then closed"
     hook.statements.clear()
+    hook.connections.clear()
     assert hook.apply_plan(GC, PgxcPlan("gc")) == 0
-    assert hook.statements == [], "nothing to change: not even a pool reload"
+    assert hook.statements == [] and hook.connections == [], "nothing to change: no connection, not even a pool reload"

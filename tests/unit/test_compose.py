@@ -122,10 +122,10 @@ def test_airflow_settings_match_make_run():
     volumes = mounts("airflow-scheduler")
     for key, repo_dir in (("AIRFLOW__CORE__DAGS_FOLDER", "dags"), ("AIRFLOW__CORE__PLUGINS_FOLDER", "plugins")):
         assert exports[key] == f"$here/{repo_dir}" and volumes[common[key]] == f"./{repo_dir}", key
-    # `make run` is `airflow standalone`, which runs Airflow's default executor: LocalExecutor.
+    # `make run` starts the scheduler with the LocalExecutor, named explicitly (Airflow's default too).
     from airflow.configuration import conf
 
-    assert "AIRFLOW__CORE__EXECUTOR" not in exports
+    assert exports["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert conf.get_default_value("core", "executor") == common["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     kube = json.loads(common["AIRFLOW_CONN_KUBERNETES_DEFAULT"])
     assert kube == {"conn_type": "kubernetes", "extra": {"kube_config_path": "/opt/airflow/kubeconfig"}}

@@ -12,6 +12,7 @@ from antdb_k8s.core.topology import (
     NodeRole,
     Topology,
     TopologyError,
+    UnsafeTopologyError,
     members_from_pgclusters,
     role_from_pgcluster,
     topology_from_services,
@@ -175,3 +176,54 @@ def test_members_from_pgclusters_skips_non_antdb_clusters():
              pgcluster("cn1", labels={"antdb.io/role": "coordinator"}), pgcluster("dn1", "antdb.cluster.db-ha")]
     assert members_from_pgclusters(items) == MEMBERS
     assert members_from_pgclusters([]) == {}
+
+
+# --- names and addresses from Kubernetes that must never reach SQL -------------------------
+
+@pytest.mark.parametrize("name", ["dn1.backup", "DN1", "dn_1", "dn1;drop", "dn1\"x", "", "d" * 64, "дн1", None, 7])
+def test_a_pgcluster_whose_name_is_not_a_node_name_is_refused(name):
+    items = [pgcluster("gc", labels={"antdb.io/role": "gtm_coord"}),
+             {"metadata": {"name": name, "labels": {"antdb.io/role": "datanode"}}, "spec": {}}]
+    with pytest.raises(UnsafeTopologyError, match="Pgcluster metadata.name") as refused:
+        members_from_pgclusters(items)
+    assert "not valid AntDB node names" in str(refused.value)
+    assert len(str(refused.value)) < 400, "a hostile name is shown shortened"
+
+
+def test_every_unsafe_pgcluster_is_named_at_once():
+    items = [{"metadata": {"name": n, "labels": {"antdb.io/role": "datanode"}}} for n in ("Dn1", "dn2", "dn.3")]
+    with pytest.raises(UnsafeTopologyError) as refused:
+        members_from_pgclusters(items)
+    assert "'Dn1'" in str(refused.value) and "'dn.3'" in str(refused.value) and "dn2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("cluster_ip", ["garbage", "127.0.0.1'; DROP NODE dn1; --", "127.0.0.256", "1.2.3.4\n", "x" * 300,
+                                        ["127.0.0.1"], 2130706433])
+def test_a_service_with_a_garbage_cluster_ip_is_refused_naming_the_service(cluster_ip):
+    with pytest.raises(UnsafeTopologyError, match=r"dn1: Service dn1 spec.clusterIP"):
+        topology_from_services({"gc": NodeRole.GTM_COORD, "dn1": NodeRole.DATANODE},
+                               [service("gc"), service("dn1", cluster_ip=cluster_ip)])
+
+
+@pytest.mark.parametrize("port", ["5432; x", "abc", -1, 0, 70000, 10**40, True, None, 5432.5, {"x": 1}])
+def test_a_service_with_a_garbage_postgres_port_is_refused_naming_the_service(port):
+    with pytest.raises(UnsafeTopologyError, match=r"gc: Service gc postgres port"):
+        topology_from_services({"gc": NodeRole.GTM_COORD}, [service("gc", ports=[{"name": "postgres", "port": port}])])
+
+
+@pytest.mark.parametrize("ports", ["5432", [5432], [{"name": "other"}], {"name": "postgres"}])
+def test_malformed_port_lists_are_refused_not_a_traceback(ports):
+    with pytest.raises(UnsafeTopologyError, match="postgres port"):
+        topology_from_services({"gc": NodeRole.GTM_COORD}, [service("gc", ports=ports)])
+
+
+def test_a_numeric_string_port_is_accepted_as_kubernetes_may_hold_it():
+    topology = topology_from_services({"gc": NodeRole.GTM_COORD}, [service("gc", ports=[{"name": "postgres", "port": "6432"}])])
+    assert topology.gtm_coord.port == 6432
+
+
+def test_unsafe_addresses_are_refused_even_when_other_services_are_missing():
+    with pytest.raises(UnsafeTopologyError) as refused:
+        topology_from_services({"gc": NodeRole.GTM_COORD, "dn1": NodeRole.DATANODE}, [service("gc", cluster_ip="bad host")])
+    assert "Service gc spec.clusterIP" in str(refused.value) and "Service dn1 not found" in str(refused.value)
+    assert isinstance(refused.value, TopologyError), "callers catching TopologyError still see it"

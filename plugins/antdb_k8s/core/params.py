@@ -73,7 +73,7 @@ PARAM_SCHEMAS: dict[str, dict] = {
                     description="Volume size, StorageClass and access mode per role. Datanodes hold the data; "
                                 "set host_path (no storage_class) to pre-create hostPath PVs of exactly these sizes."),
     "postgres_parameters": {
-        "type": "object", "section": "PostgreSQL", "title": "postgresql.conf parameters",
+        "type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}, "section": "PostgreSQL", "title": "postgresql.conf parameters",
         "description": "Merged into postgres-ha.yaml. agtm_host/agtm_port are set by the package; "
                        "max_prepared_transactions must stay >= 1.",
     },

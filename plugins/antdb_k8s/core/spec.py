@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -26,6 +27,10 @@ IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
 IMAGE_PREFIX_RE = re.compile(r"^[a-z0-9]+([._:/-][a-z0-9]+)*$")
 PARAMETER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_.]{0,62}$")
 ROLE_KEYS = ("gc", "cn", "dn")
+# The deepest legitimate conf value is three levels (storage.dn.size). Anything far deeper
+# is refused before any recursive step (merge, deepcopy, repr) could exhaust the stack.
+MAX_CONF_DEPTH = 8
+SIMPLE_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 
 DEFAULT_IMAGES = {
     "gc": {"name": "antdb.cluster.gc-ha", "tag": "21.0"},
@@ -87,6 +92,34 @@ class SpecError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("invalid deploy_antdb conf:\n  - " + "\n  - ".join(problems))
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel = 2
+
+
+def _show(value: Any) -> str:
+    """A bounded, depth-safe repr for error messages: a 1 MB string must not become a 1 MB error."""
+    return _SHORT.repr(value)
+
+
+def field_label(key: Any) -> str:
+    """A conf key as it appears in a field path: as is when plain, else its bounded repr."""
+    return key if isinstance(key, str) and SIMPLE_KEY_RE.match(key) else _show(key)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True when `value` nests dicts/lists deeper than `limit`; iterative, so any depth is safe."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True)
@@ -161,7 +194,7 @@ def role_from_node_name(name: str) -> NodeRole:
         return NodeRole.COORDINATOR
     if re.fullmatch(r"dn[1-9][0-9]*", name):
         return NodeRole.DATANODE
-    raise ValueError(f"{name!r} is not an AntDB node name (gc, cnN or dnN)")
+    raise ValueError(f"{_show(name)} is not an AntDB node name (gc, cnN or dnN)")
 
 
 def _merge(defaults: Any, given: Any) -> Any:
@@ -174,12 +207,13 @@ def _merge(defaults: Any, given: Any) -> Any:
 
 
 def _unknown_keys(given: Mapping, allowed: Mapping, prefix: str) -> list[str]:
-    return [f"{prefix}{key}: unknown key (allowed: {', '.join(allowed)})" for key in given if key not in allowed]
+    return [f"{prefix}{field_label(key)}: unknown key (allowed: {', '.join(allowed)})"
+            for key in given if key not in allowed]
 
 
 def _check_count(value: Any, field_name: str, maximum: int) -> list[str]:
     if isinstance(value, bool) or not isinstance(value, int):
-        return [f"{field_name}: must be a whole number, got {value!r}"]
+        return [f"{field_name}: must be a whole number, got {_show(value)}"]
     if value < 1:
         return [f"{field_name}: must be at least 1, got {value}"]
     if value > maximum:
@@ -190,7 +224,8 @@ def _check_count(value: Any, field_name: str, maximum: int) -> list[str]:
 def _check_images(prefix: Any, images: Any) -> list[str]:
     problems = []
     if not isinstance(prefix, str) or not IMAGE_PREFIX_RE.match(prefix):
-        problems.append(f"image_prefix: {prefix!r} is not a registry path (lowercase, digits, '.', '-', '_', '/', ':')")
+        problems.append(f"image_prefix: {_show(prefix)} is not a registry path "
+                        "(lowercase, digits, '.', '-', '_', '/', ':')")
     if not isinstance(images, dict):
         return problems + ["images: must be an object with keys gc, cn, dn"]
     problems += _unknown_keys(images, DEFAULT_IMAGES, "images.")
@@ -203,9 +238,10 @@ def _check_images(prefix: Any, images: Any) -> list[str]:
         problems += _unknown_keys(image, DEFAULT_IMAGES[role], f"images.{role}.")
         name, tag = image.get("name"), image.get("tag")
         if not isinstance(name, str) or not IMAGE_NAME_RE.match(name):
-            problems.append(f"images.{role}.name: {name!r} is not an image name")
+            problems.append(f"images.{role}.name: {_show(name)} is not an image name")
         if not isinstance(tag, str) or not IMAGE_TAG_RE.match(tag):
-            problems.append(f"images.{role}.tag: {tag!r} is not an image tag (letters, digits, '_', '.', '-'; no spaces)")
+            problems.append(f"images.{role}.tag: {_show(tag)} is not an image tag "
+                            "(letters, digits, '_', '.', '-'; no spaces)")
     return problems
 
 
@@ -223,15 +259,16 @@ def _check_storage(storage: Any) -> list[str]:
         problems += _unknown_keys(block, DEFAULT_STORAGE[role], f"{where}.")
         size = block.get("size")
         if not isinstance(size, str) or not QUANTITY_RE.match(size):
-            problems.append(f"{where}.size: {size!r} is not a Kubernetes quantity (e.g. 10Gi, 500Mi)")
+            problems.append(f"{where}.size: {_show(size)} is not a Kubernetes quantity (e.g. 10Gi, 500Mi)")
         sc = block.get("storage_class", "")
         if not isinstance(sc, str) or (sc and not _is_dns1123_subdomain(sc)):
-            problems.append(f"{where}.storage_class: {sc!r} is not a valid StorageClass name")
+            problems.append(f"{where}.storage_class: {_show(sc)} is not a valid StorageClass name")
         if block.get("access_mode") not in ACCESS_MODES:
-            problems.append(f"{where}.access_mode: {block.get('access_mode')!r} is not {' or '.join(ACCESS_MODES)}")
+            problems.append(f"{where}.access_mode: {_show(block.get('access_mode'))} "
+                            f"is not {' or '.join(ACCESS_MODES)}")
         host_path = block.get("host_path", "")
         if not isinstance(host_path, str) or (host_path and not _is_safe_host_path(host_path)):
-            problems.append(f"{where}.host_path: {host_path!r} must be an absolute path without '..'")
+            problems.append(f"{where}.host_path: {_show(host_path)} must be an absolute path without '..'")
         if host_path and sc:
             problems.append(f"{where}: host_path and storage_class are exclusive (host_path pre-creates PVs)")
     return problems
@@ -250,7 +287,7 @@ def _check_parameters(parameters: Any) -> list[str]:
         return ["postgres_parameters: must be an object of name: value"]
     problems = []
     for name, value in parameters.items():
-        where = f"postgres_parameters.{name}"
+        where = f"postgres_parameters.{field_label(name)}"
         if name in RESERVED_PARAMETERS:
             problems.append(f"{where}: set by the package from gc's Service address; remove it from the conf")
         elif not isinstance(name, str) or not PARAMETER_NAME_RE.match(name):
@@ -299,7 +336,7 @@ def _check_pg_hba(lines: Any) -> tuple[list[str], list[str]]:
             continue
         words = line.split()
         if words[0] not in HBA_TYPES:
-            problems.append(f"{where}: {words[0]!r} is not a pg_hba connection type")
+            problems.append(f"{where}: {_show(words[0])} is not a pg_hba connection type")
             continue
         if words[0] == "local" or "trust" not in words:
             continue
@@ -316,12 +353,12 @@ def _check_operator(operator: Any) -> list[str]:
         return ["operator: must be an object with keys namespace, install, installation_name"]
     problems = _unknown_keys(operator, DEFAULT_OPERATOR, "operator.")
     if not isinstance(operator.get("namespace"), str) or not is_dns1123_label(operator.get("namespace", "")):
-        problems.append(f"operator.namespace: {operator.get('namespace')!r} is not a DNS-1123 label")
+        problems.append(f"operator.namespace: {_show(operator.get('namespace'))} is not a DNS-1123 label")
     if not isinstance(operator.get("install"), bool):
         problems.append("operator.install: must be true or false")
     name = operator.get("installation_name")
     if not isinstance(name, str) or not is_dns1123_label(name):
-        problems.append(f"operator.installation_name: {name!r} is not a DNS-1123 label")
+        problems.append(f"operator.installation_name: {_show(name)} is not a DNS-1123 label")
     return problems
 
 
@@ -333,7 +370,8 @@ def _check_timeouts(timeouts: Any) -> list[str]:
     for key, (low, high) in bounds.items():
         value = timeouts.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            problems.append(f"timeouts.{key}: must be a whole number of seconds between {low} and {high}, got {value!r}")
+            problems.append(f"timeouts.{key}: must be a whole number of seconds between {low} and {high}, "
+                            f"got {_show(value)}")
     return problems
 
 
@@ -341,13 +379,15 @@ def _check_scalars(conf: Mapping) -> list[str]:
     problems = []
     namespace = conf["namespace"]
     if not isinstance(namespace, str) or not is_dns1123_label(namespace):
-        problems.append(f"namespace: {namespace!r} is not a DNS-1123 label (lowercase letters, digits, '-', at most 63)")
+        problems.append(f"namespace: {_show(namespace)} is not a DNS-1123 label "
+                        "(lowercase letters, digits, '-', at most 63)")
     problems += _check_count(conf["coordinators"], "coordinators", MAX_COORDINATORS)
     problems += _check_count(conf["datanodes"], "datanodes", MAX_DATANODES)
     if conf["prepare_hosts"] not in PREPARE_HOSTS_MODES:
-        problems.append(f"prepare_hosts: must be one of {', '.join(PREPARE_HOSTS_MODES)}, got {conf['prepare_hosts']!r}")
+        problems.append(f"prepare_hosts: must be one of {', '.join(PREPARE_HOSTS_MODES)}, "
+                        f"got {_show(conf['prepare_hosts'])}")
     if not isinstance(conf["dry_run"], bool):
-        problems.append(f"dry_run: must be true or false, got {conf['dry_run']!r}")
+        problems.append(f"dry_run: must be true or false, got {_show(conf['dry_run'])}")
     return problems
 
 
@@ -357,8 +397,10 @@ def parse_spec(conf: Mapping[str, Any] | None) -> ClusterSpec:
     Raises `SpecError` listing every problem (each prefixed with its field path), so a
     user fixes a bad conf in one round trip rather than one error per run.
     """
-    given = dict(conf or {})
-    problems = _unknown_keys(given, DEFAULTS, "")
+    if conf is not None and not isinstance(conf, Mapping):
+        raise SpecError([f"conf: must be an object of settings, got {type(conf).__name__}"])
+    given, problems = _shallow_enough(dict(conf or {}))
+    problems += _unknown_keys(given, DEFAULTS, "")
     merged = _merge(DEFAULTS, {k: v for k, v in given.items() if k in DEFAULTS})
     problems += _check_scalars(merged)
     problems += _check_images(merged["image_prefix"], merged["images"])
@@ -369,6 +411,18 @@ def parse_spec(conf: Mapping[str, Any] | None) -> ClusterSpec:
     if problems:
         raise SpecError(problems)
     return _build(merged, warnings)
+
+
+def _shallow_enough(given: dict) -> tuple[dict, list[str]]:
+    """Drop (and report) every top-level value nested deeper than any conf can be.
+
+    Checked iteratively before anything recursive runs, so a conf nested thousands of
+    levels deep is one more named refusal, not a RecursionError.
+    """
+    problems = [f"{field_label(key)}: nested deeper than {MAX_CONF_DEPTH} levels; no setting is shaped like that"
+                for key, value in given.items() if _depth_exceeds(value, MAX_CONF_DEPTH)]
+    kept = {key: value for key, value in given.items() if not _depth_exceeds(value, MAX_CONF_DEPTH)}
+    return kept, problems
 
 
 def _build(merged: dict, warnings: list[str]) -> ClusterSpec:

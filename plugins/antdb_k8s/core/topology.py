@@ -8,8 +8,11 @@ deliberately small, immutable and free of any Kubernetes or Airflow import.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 from typing import Iterable
+
+from antdb_k8s.core.names import InvalidName, require_dns1123_label, require_host, require_port
 
 
 class NodeRole(str, enum.Enum):
@@ -99,33 +102,58 @@ class TopologyError(ValueError):
     """Kubernetes does not (yet) describe a complete cluster: names every missing piece."""
 
 
-def _service_port(service: dict) -> int:
+class UnsafeTopologyError(TopologyError):
+    """Kubernetes holds a name, host or port that must never reach SQL. Not transient: a refusal."""
+
+
+def _service_port(service: dict) -> object:
+    """The Service's postgres port as Kubernetes holds it (None when malformed; checked by the caller)."""
     ports = (service.get("spec") or {}).get("ports") or []
-    for port in ports:
-        if port.get("name") == "postgres":
-            return int(port["port"])
-    return int(ports[0]["port"]) if ports else 5432
+    if not isinstance(ports, list) or not all(isinstance(port, dict) for port in ports):
+        return None
+    named = [port for port in ports if port.get("name") == "postgres"]
+    if named or ports:
+        return (named or ports)[0].get("port")
+    return 5432
+
+
+def _checked_address(name: str, role: NodeRole, service: dict) -> NodeAddress:
+    """The node's address, each part checked as node DDL will need it (InvalidName says which)."""
+    field = f"Service {name} spec.clusterIP"
+    host = require_host((service.get("spec") or {}).get("clusterIP"), field)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise InvalidName(f"{field}: {host[:80]!r} is not an IP address (a ClusterIP always is)") from None
+    port = require_port(_service_port(service), f"Service {name} postgres port")
+    return NodeAddress(name, role, host, port)
 
 
 def topology_from_services(members: dict[str, NodeRole], services: Iterable[dict]) -> Topology:
     """Pair each member node with its Service's ClusterIP and postgres port.
 
     The Service, not the pod, is the address: a pod restart keeps the ClusterIP, so
-    `pgxc_node` never has to change when a pod moves (ADR 0003).
+    `pgxc_node` never has to change when a pod moves (ADR 0003). A garbage address is
+    refused here, before any SQL, with the Service and field named.
     """
-    by_name = {s["metadata"]["name"]: s for s in services}
-    nodes, problems = [], []
+    by_name = {(s.get("metadata") or {}).get("name"): s for s in services if isinstance(s, dict)}
+    nodes, missing, unsafe = [], [], []
     for name, role in members.items():
         service = by_name.get(name)
         cluster_ip = ((service or {}).get("spec") or {}).get("clusterIP")
         if service is None:
-            problems.append(f"{name}: Service {name} not found")
+            missing.append(f"{name}: Service {name} not found")
         elif not cluster_ip or cluster_ip == "None":
-            problems.append(f"{name}: Service {name} has no ClusterIP")
+            missing.append(f"{name}: Service {name} has no ClusterIP")
         else:
-            nodes.append(NodeAddress(name, role, cluster_ip, _service_port(service)))
-    if problems:
-        raise TopologyError("incomplete topology: " + "; ".join(problems))
+            try:
+                nodes.append(_checked_address(name, role, service))
+            except InvalidName as bad:
+                unsafe.append(f"{name}: {bad}")
+    if unsafe:
+        raise UnsafeTopologyError("refusing Kubernetes addresses unsafe for node DDL: " + "; ".join(unsafe + missing))
+    if missing:
+        raise TopologyError("incomplete topology: " + "; ".join(missing))
     return Topology.of(nodes)
 
 
@@ -145,10 +173,22 @@ def role_from_pgcluster(pgcluster: dict) -> NodeRole | None:
 
 
 def members_from_pgclusters(pgclusters: Iterable[dict]) -> dict[str, NodeRole]:
-    """The cluster's members as Kubernetes holds them (the truth for day-2 operations)."""
-    members = {}
+    """The cluster's members as Kubernetes holds them (the truth for day-2 operations).
+
+    A member's name becomes a `pgxc_node` identifier, so a Pgcluster whose name is not a
+    DNS-1123 label (Kubernetes admits dots and 253 characters in custom resource names) is
+    refused here, before any SQL, rather than quoted into node DDL.
+    """
+    members, unsafe = {}, []
     for item in pgclusters:
         role = role_from_pgcluster(item)
-        if role is not None:
-            members[item["metadata"]["name"]] = role
+        if role is None:
+            continue
+        name = (item.get("metadata") or {}).get("name")
+        try:
+            members[require_dns1123_label(name, "Pgcluster metadata.name")] = role
+        except InvalidName as bad:
+            unsafe.append(str(bad))
+    if unsafe:
+        raise UnsafeTopologyError("refusing Pgcluster names that are not valid AntDB node names: " + "; ".join(unsafe))
     return members

@@ -20,7 +20,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseHook, Connection
 
 from antdb_k8s.core.pgxc import NodeChange, PgxcPlan, PgxcRow, PlanBlockedError
-from antdb_k8s.core.sql import READ_PGXC_NODE_SQL, render_node_change, row_from_record
+from antdb_k8s.core.sql import POOL_RELOAD_SQL, READ_PGXC_NODE_SQL, render_node_change, row_from_record
 from antdb_k8s.core.smoke import SmokeResult, SmokeSql, judge_smoke
 from antdb_k8s.core.topology import NodeAddress, Topology
 
@@ -116,31 +116,47 @@ class AntDBHook(BaseHook):
         return NodeIdentity(address, version, settings.get("pgxc_node_name"), settings.get("agtm_host"),
                             int(port) if port not in (None, "") else None)
 
-    def apply_node_change(self, address: NodeAddress, change: NodeChange) -> None:
+    def apply_node_change(self, address: NodeAddress, change: NodeChange, connection: Any = None) -> None:
         """Run one CREATE/ALTER/DROP NODE on `address`, alone, in autocommit.
 
-        Tests on vanilla PostgreSQL (which has no node DDL) substitute exactly this method.
+        `connection` (autocommit, to `address`) lets a whole plan share one session; without
+        it the statement gets a connection of its own. Tests on vanilla PostgreSQL (which has
+        no node DDL) substitute exactly this method.
         """
         statement = render_node_change(change)
-        log.info("%s: %s", address.name, statement)
-        self.execute(address, statement)
+        log.debug("%s: %s", address.name, statement)  # the operator logs the whole plan's SQL before applying
+        if connection is None:
+            self.execute(address, statement)
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
 
-    def reload_pool(self, address: NodeAddress) -> None:
-        log.info("%s: SELECT pgxc_pool_reload()", address.name)
-        self.query(address, "SELECT pgxc_pool_reload()")
+    def reload_pool(self, address: NodeAddress, connection: Any = None) -> None:
+        log.info("%s: %s", address.name, POOL_RELOAD_SQL)
+        if connection is None:
+            self.query(address, POOL_RELOAD_SQL)
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(POOL_RELOAD_SQL)
 
     def apply_plan(self, address: NodeAddress, plan: PgxcPlan) -> int:
-        """Apply a planned catalog change on `address`; the pool reload comes last.
+        """Apply a planned catalog change on `address` over one connection; the pool reload comes last.
 
+        Each statement is still its own autocommit transaction (AntDB refuses `ALTER NODE
+        ... HOST` in a transaction that touched the node); sharing the session only saves
+        a connect and authentication per statement, which was most of the applier's cost.
         A plan with blockers is refused whole, before any statement, so a catalog is
         never left half-way between two topologies by a refusal.
         """
         if plan.blockers:
             raise PlanBlockedError(plan)
-        for change in plan.changes:
-            self.apply_node_change(address, change)
-        if plan.reload_pool:
-            self.reload_pool(address)
+        if not plan.changes and not plan.reload_pool:
+            return 0
+        with self.connect_to(address) as connection:
+            for change in plan.changes:
+                self.apply_node_change(address, change, connection)
+            if plan.reload_pool:
+                self.reload_pool(address, connection)
         return len(plan.changes)
 
     def run_smoke_test(self, topology: Topology, table: str, rows: int) -> SmokeResult:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from airflow.sdk import BaseOperator
 
 from antdb_k8s.core.spec import DEFAULTS, ClusterSpec, parse_spec
+from antdb_k8s.operators.task_errors import TaskErrorsMixin
 
 if TYPE_CHECKING:
     from antdb_k8s.hooks.antdb import AntDBHook
@@ -39,8 +40,11 @@ def spec_from_context(context: Any) -> ClusterSpec:
     return parse_spec({key: params[key] for key in DEFAULTS if key in params})
 
 
-class AntDBBaseOperator(BaseOperator):
-    """Base for the package's operators: hooks are built lazily, once per task instance."""
+class AntDBBaseOperator(TaskErrorsMixin, BaseOperator):
+    """Base for the package's operators: hooks are built lazily, once per task instance.
+
+    Failures are translated and recorded by `TaskErrorsMixin` (see operators/task_errors.py).
+    """
 
     ui_color = "#e8f1fb"
 
@@ -70,7 +74,9 @@ class AntDBBaseOperator(BaseOperator):
         try:
             return read()
         except Exception as exc:  # noqa: BLE001 - any failure to reach the cluster is reported, not raised
-            first_line = str(exc).splitlines()[0] if str(exc) else ""
-            unread.append(f"{what}: {type(exc).__name__}: {first_line[:120]}")
-            self.log.warning("dry run: could not read %s (%s)", what, type(exc).__name__)
+            from antdb_k8s.hooks.errors import describe
+
+            reason = describe(exc, kubernetes_conn_id=self.kubernetes_conn_id, antdb_conn_id=self.antdb_conn_id)
+            unread.append(f"{what}: {reason}")
+            self.log.warning("dry run: could not read %s: %s", what, reason)
             return None

@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from antdb_k8s.core.credentials import backrest_repo_config, new_password
+from antdb_k8s.core.failures import antdb_no_password
 from antdb_k8s.core.manifests import (
     APP_USER,
     CUSTOM_CONFIG_NAME,
@@ -21,8 +22,9 @@ from antdb_k8s.core.manifests import (
 )
 from antdb_k8s.core.drift import spec_drift
 from antdb_k8s.core.names import require_dns1123_label, require_host
-from antdb_k8s.core.topology import NodeRole
+from antdb_k8s.core.topology import NodeRole, UnsafeTopologyError
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.operators.dry_run import show_manifests
 from antdb_k8s.services.discovery import discover
 
 PLACEHOLDER = "<generated>"
@@ -38,7 +40,7 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
     def execute(self, context: Any) -> dict:
         spec = spec_from_context(context)
         if spec.dry_run:
-            return self._dry_run(spec)
+            return self._dry_run(context, spec)
         superuser, password = self._superuser()
         actions = {f"Namespace/{spec.namespace}": self.kube.apply(namespace_manifest(spec))}
         for node in spec.node_names():
@@ -49,21 +51,18 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
         self.log.info("namespace %s: %s", spec.namespace, _count(actions))
         return {"status": _count(actions), "actions": actions}
 
-    def _dry_run(self, spec) -> dict:
+    def _dry_run(self, context: Any, spec) -> dict:
         rendered = [namespace_manifest(spec)]
         for node in spec.node_names():
             rendered += [secret_manifest(spec, name, node, {"username": user, "password": PLACEHOLDER})
                          for user, name in user_secret_names(node).items()]
             rendered += [m for m in [host_path_volume_manifest(spec, node)] if m]
-        for manifest in rendered:
-            self.log.info("dry run: would ensure %s %s", manifest["kind"], manifest["metadata"]["name"])
-        return {"status": "dry-run", "objects": [f"{m['kind']}/{m['metadata']['name']}" for m in rendered]}
+        return {"status": "dry-run", "objects": show_manifests(self, context, rendered, verb="ensure")}
 
     def _superuser(self) -> tuple[str, str]:
         conn = self.antdb.credentials
         if not conn.password:
-            raise AirflowFailException(f"connection {self.antdb_conn_id} has no password; it becomes the AntDB superuser "
-                             "password, so set one (see README: Connections)")
+            raise AirflowFailException(antdb_no_password(self.antdb_conn_id).message)
         return conn.login or "postgres", conn.password
 
     def _ensure_secrets(self, spec, node: str, superuser: str, password: str) -> dict[str, str]:
@@ -108,9 +107,7 @@ class CreatePgclusterOperator(AntDBBaseOperator):
         name = require_dns1123_label(self.node_name, "node_name")
         manifest = pgcluster_manifest(spec, name)
         if spec.dry_run:
-            self.log.info("dry run: would create Pgcluster %s (image %s/%s:%s)", name, spec.image_prefix,
-                          manifest["spec"]["ccpimage"], manifest["spec"]["ccpimagetag"])
-            self.log.debug("Pgcluster manifest: %s", manifest)
+            show_manifests(self, context, [manifest], verb="create")
             return {"node": name, "action": "dry-run"}
         action, live = self.kube.ensure(manifest)
         drift = spec_drift(live.get("spec") or {}, manifest["spec"]) if action == "exists" else []
@@ -132,7 +129,9 @@ class ReadGtmAddressOperator(AntDBBaseOperator):
             return {"host": host, "port": 5432, "unread": unread}
         service = self._service(spec)
         if service is None:
-            raise RuntimeError(f"Service gc not found in namespace {spec.namespace}; is the operator running?")
+            # gc is Ready, so its Service should exist (the operator makes it first): a 404 now does not heal
+            raise AirflowFailException(f"Service gc not found in namespace {spec.namespace} although gc is Ready: "
+                                       "is the postgres-operator running? Re-run the deploy once it is.")
         host = require_host(service["spec"].get("clusterIP") or "", "Service gc clusterIP")
         self.log.info("gc listens on %s:5432", host)
         return {"host": host, "port": 5432}
@@ -155,7 +154,7 @@ class WriteCustomConfigOperator(AntDBBaseOperator):
         host, port = self.gtm_address["host"], int(self.gtm_address["port"])
         manifest = custom_config_manifest(spec, host, port)
         if spec.dry_run:
-            self.log.info("dry run: would write ConfigMap %s:\n%s", CUSTOM_CONFIG_NAME, manifest["data"]["postgres-ha.yaml"])
+            show_manifests(self, context, [manifest], verb="write")
             return {"action": "dry-run", "agtm_host": host}
         current = self.kube.get("v1", "ConfigMap", CUSTOM_CONFIG_NAME, spec.namespace)
         if current is not None:
@@ -175,7 +174,10 @@ class CollectTopologyOperator(AntDBBaseOperator):
     """
 
     def execute(self, context: Any) -> list[str]:
-        result = self._collect(context)
+        try:
+            result = self._collect(context)
+        except UnsafeTopologyError as refused:
+            raise AirflowFailException(f"{refused}; fix or remove those objects, then re-run") from None
         context["ti"].xcom_push(key="topology", value={"nodes": result["nodes"], "unread": result.get("unread", [])})
         return result["catalog_holders"]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from antdb_k8s.core.failures import operator_missing
 from antdb_k8s.core.hosts import (
     host_prep_pod,
     kube_proxy_mode,
@@ -16,6 +17,7 @@ from antdb_k8s.core.hosts import (
 from antdb_k8s.core.manifests import INCLUDE_DIR, load_yaml_documents
 from antdb_k8s.core.readiness import pod_is_ready
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.operators.dry_run import show_manifests
 from antdb_k8s.services.wait import wait_for
 
 HOST_PREP_NAMESPACE = "kube-system"
@@ -40,7 +42,7 @@ class PrepareHostsOperator(AntDBBaseOperator):
             self.log.info("prepare_hosts is off: not inspecting nodes")
             return {"status": "off"}
         if spec.dry_run:
-            return self._dry_run(mode)
+            return self._dry_run(context, mode)
         findings = [f for node in self._node_names() for f in self._run_on_node(node, mode)]
         proxy = self._kube_proxy(mode)
         attention = [str(f) for f in findings if f.needs_attention]
@@ -50,13 +52,12 @@ class PrepareHostsOperator(AntDBBaseOperator):
             raise RuntimeError("could not apply sysctl settings: " + "; ".join(attention))
         return {"status": mode, "sysctl": [str(f) for f in findings], "attention": attention, "kube_proxy": proxy}
 
-    def _dry_run(self, mode: str) -> dict:
+    def _dry_run(self, context: Any, mode: str) -> dict:
         unread: list[str] = []
         nodes = self.live_or_none("Kubernetes nodes", self._node_names, unread) or ["<each node>"]
         script = load_sysctl_script(INCLUDE_DIR)
-        for node in nodes:
-            self.log.info("dry run: would run host-prep pod in %s mode: %s", mode,
-                          host_prep_pod(node, HOST_PREP_NAMESPACE, mode, script)["metadata"]["generateName"])
+        show_manifests(self, context, [host_prep_pod(node, HOST_PREP_NAMESPACE, mode, script) for node in nodes],
+                       verb=f"run ({mode} mode)")
         return {"status": f"dry-run {mode}", "nodes": nodes, "unread": unread}
 
     def _node_names(self) -> list[str]:
@@ -123,8 +124,7 @@ class EnsurePgoOperator(AntDBBaseOperator):
         if spec.dry_run:
             unread: list[str] = []
             state = self.live_or_none("postgres-operator state", lambda: self._problems(spec), unread)
-            for manifest in manifests:
-                self.log.info("dry run: %s %s", manifest["kind"], manifest["metadata"]["name"])
+            show_manifests(self, context, manifests if spec.operator_install else [], verb="apply")
             return {"status": "dry-run", "install": spec.operator_install, "problems": state, "unread": unread}
         if spec.operator_install:
             actions = {f"{m['kind']}/{m['metadata']['name']}": self.kube.apply(m) for m in manifests}
@@ -132,8 +132,7 @@ class EnsurePgoOperator(AntDBBaseOperator):
             return {"status": "installed", "actions": actions}
         problems = self._problems(spec)
         if problems:
-            raise AirflowFailException("postgres-operator is not ready: " + "; ".join(problems)
-                               + ". Install it first, or trigger with operator.install: true.")
+            raise AirflowFailException(operator_missing(problems).message)
         return {"status": "verified"}
 
     @staticmethod
@@ -146,18 +145,23 @@ class EnsurePgoOperator(AntDBBaseOperator):
         return [_retarget(doc, spec) for doc in documents]
 
     def _problems(self, spec) -> list[str]:
-        problems = []
-        crd = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
-        if crd is None:
-            problems.append(f"CRD {CRD_NAME} is not installed")
-        elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
-            problems.append(f"CRD {CRD_NAME} does not serve v1")
-        deployment = self.kube.get("apps/v1", "Deployment", "postgres-operator", spec.operator_namespace)
-        if deployment is None:
-            problems.append(f"Deployment postgres-operator not found in namespace {spec.operator_namespace}")
-        elif not (deployment.get("status") or {}).get("availableReplicas"):
-            problems.append("Deployment postgres-operator has no available replica")
-        return problems
+        return operator_problems(self.kube, spec.operator_namespace)
+
+
+def operator_problems(kube, operator_namespace: str) -> list[str]:
+    """What keeps the postgres-operator from serving Pgclusters; empty when it is ready."""
+    problems = []
+    crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
+    if crd is None:
+        problems.append(f"CRD {CRD_NAME} is not installed")
+    elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
+        problems.append(f"CRD {CRD_NAME} does not serve v1")
+    deployment = kube.get("apps/v1", "Deployment", "postgres-operator", operator_namespace)
+    if deployment is None:
+        problems.append(f"Deployment postgres-operator not found in namespace {operator_namespace}")
+    elif not (deployment.get("status") or {}).get("availableReplicas"):
+        problems.append("Deployment postgres-operator has no available replica")
+    return problems
 
 
 def _retarget(document: dict, spec) -> dict:

@@ -22,7 +22,7 @@ from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary
 from antdb_k8s.core.scale import (CRUNCHY_API, USER_RELATIONS_SQL, ScalePlan, ScaleRefused, catalog_differences,
                                   clone_progress, clone_request, plan_scale, removal_steps, timeouts_from,
                                   validate_request)
-from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError
+from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError, UnsafeTopologyError
 from antdb_k8s.hooks.errors import KubeError
 from antdb_k8s.operators.base import AntDBBaseOperator
 from antdb_k8s.services.catalog import reconcile_catalog
@@ -239,6 +239,8 @@ class ReconcileScaleOperator(_PlanOperator):
         keep = {name: role for name, role in facts.members.items() if name not in plan.remove}
         try:
             return facts.topology(keep)
+        except UnsafeTopologyError as refused:
+            raise AirflowFailException(str(refused)) from None  # not transient: retrying cannot fix a name
         except TopologyError as exc:
             raise RuntimeError(str(exc)) from None
 

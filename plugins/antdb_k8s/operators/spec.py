@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
+from antdb_k8s.core.failures import outcome_lines
 from antdb_k8s.core.spec import DEFAULTS, parse_spec
-from antdb_k8s.operators.base import SPEC_KEY, AntDBBaseOperator
+from antdb_k8s.operators.base import SPEC_KEY, AntDBBaseOperator, spec_from_context
+from antdb_k8s.operators.run_outcome import run_outcomes
 
 
 class ValidateSpecOperator(AntDBBaseOperator):
@@ -42,27 +46,46 @@ class ValidateSpecOperator(AntDBBaseOperator):
 
 
 class DeploySummaryOperator(AntDBBaseOperator):
-    """One readable account of the run, for operators reading run history in the UI."""
+    """One readable account of the run, for operators reading run history in the UI.
 
-    template_fields = ("results",)
+    Runs whatever happened (trigger_rule all_done): what was done, what failed and why, what to
+    do next. When anything failed it fails too, so the run stays red although it is the last task.
+    """
 
-    def __init__(self, *, results: dict, **kwargs):
+    record_failure = False  # its failure only repeats the others'
+
+    def __init__(self, *, steps: dict[str, str], **kwargs):
+        """`steps`: label -> task_id, or task_id:xcom_key. Pulled, not templated: a step that failed has no
+        XCom, and a templated XComArg with a key would fail this task before it could say so."""
+        kwargs.setdefault("trigger_rule", "all_done")
+        kwargs.setdefault("retries", 0)
         super().__init__(**kwargs)
-        self.results = results
+        self.steps = steps
 
     def execute(self, context: Any) -> dict:
         lines = ["AntDB deploy summary"]
-        self.results = {k: _plain(v) for k, v in (self.results or {}).items()}
+        self.results = {label: _plain(self._pull(context, source)) for label, source in self.steps.items()}
         for step, result in self.results.items():
-            lines.append(f"  {step}: {_short(result)}")
+            if result not in (None, []):  # a step that did not run has no result; the outcome lines say why
+                lines.append(f"  {step}: {_short(result)}")
         unread = [item for result in self.results.values()
                   for entry in (result if isinstance(result, list) else [result]) if isinstance(entry, dict)
                   for item in entry.get("unread", [])]
         if unread:
             lines.append("  live facts this dry run could not read:")
             lines += [f"    - {item}" for item in unread]
+        outcomes = run_outcomes(context, exclude={self.task_id})
+        lines += outcome_lines(outcomes, context["dag"].dag_id, spec_from_context(context).dry_run)
         self.log.info("%s", "\n".join(lines))
-        return {"steps": self.results, "unread": unread}
+        failed = [o.task for o in outcomes if o.state == "failed"]
+        if failed:
+            raise AirflowFailException("\n".join(lines))
+        return {"steps": self.results, "unread": unread, "failed": failed}
+
+    @staticmethod
+    def _pull(context: Any, source: str) -> Any:
+        task_id, _, key = source.partition(":")
+        return context["ti"].xcom_pull(task_ids=task_id, key=key or "return_value")
 
 
 def _plain(value: Any) -> Any:

@@ -7,7 +7,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from antdb_k8s.core.run_notes import drift_from_reports, drift_line
 from antdb_k8s.core.smoke import scratch_table_name
+from antdb_k8s.core.topology import UnsafeTopologyError
 from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
 from antdb_k8s.services.verification import DATA_CHECK_ROWS, verify_cluster
@@ -40,9 +42,12 @@ class VerifyTopologyOperator(AntDBBaseOperator):
         params = context["params"]
         namespace = self.namespace or params["namespace"]
         context[MAP_INDEX_KEY] = namespace
-        report = self._reused() or verify_cluster(
-            self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
-            data_rows=self.data_rows, table=self._table(context))
+        try:
+            report = self._reused() or verify_cluster(
+                self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
+                data_rows=self.data_rows, table=self._table(context))
+        except UnsafeTopologyError as refused:
+            raise AirflowFailException(f"{refused}; fix or remove those objects, then re-run") from None
         self.log.info("\n%s", report.table())
         result = report.to_dict()
         context["ti"].xcom_push(key=REPORT_KEY, value=result)
@@ -105,15 +110,10 @@ def notify_drift(context: Any) -> None:
     """
     drift: list[str] = []
     try:
-        reports = _reports(context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY))
-        several = len(reports) > 1
-        drift = [f"{r.get('namespace')}: {line}" if several else line
-                 for r in reports if not r.get("clean") for line in r.get("drift") or []]
+        drift = drift_from_reports(_reports(context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY)))
     except Exception:  # noqa: BLE001 - a callback must never raise; the log line still goes out
         log.debug("no verification report in XCom for this run", exc_info=True)
     run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "?")
     reason = context.get("reason", "failure")
-    if drift:
-        log.error("AntDB topology drift (run %s, %s): %d finding(s): %s", run_id, reason, len(drift), "; ".join(drift))
-    else:
-        log.error("AntDB topology verification failed (run %s, %s); see the task logs", run_id, reason)
+    task_log = getattr(context.get("ti"), "log", None) or log  # the task's own log, where its reader looks
+    task_log.error("%s", drift_line(run_id, reason, drift))

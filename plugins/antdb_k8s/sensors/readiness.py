@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 
 from antdb_k8s.operators.base import spec_from_context
+from antdb_k8s.operators.task_errors import TaskErrorsMixin
 from antdb_k8s.services.discovery import describe_timeout, read_readiness
 from antdb_k8s.services.wait import Poll, wait_until
 from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from antdb_k8s.hooks.kube import AntDBKubeHook
 
 
-class AntDBNodesReadySensor(BaseSensorOperator):
+class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
     """Wait for nodes to be Ready without holding a worker slot (the wait can take many minutes).
 
     `timeout_key` names the `timeouts` entry of the conf that bounds the wait, so one DAG
@@ -87,7 +88,8 @@ class AntDBNodesReadySensor(BaseSensorOperator):
         if event and event.get("status") == "refused":
             from antdb_k8s.hooks.errors import KubeRefused
 
-            raise KubeRefused(0, "Refused", event.get("message") or "the Kubernetes API refused the readiness watch")
+            raise KubeRefused(int(event.get("code") or 403), "Refused",
+                              event.get("message") or "the Kubernetes API refused the readiness watch")
         if not event or event.get("status") != "success":
             raise TimeoutError((event or {}).get("message") or "readiness trigger ended without an event")
         self.log.info("%s", event["message"])

@@ -62,7 +62,7 @@ class AntDBNodesReadyTrigger(BaseTrigger):
                         yield TriggerEvent({"status": "timeout", "message": await self._timeout_message(pods, report)})
                         return
             except KubeRefused as exc:  # 401/403/...: waiting cannot heal it, so the wait ends now
-                yield TriggerEvent({"status": "refused", "message": str(exc)})
+                yield TriggerEvent({"status": "refused", "code": exc.status, "message": str(exc)})
                 return
             except Exception as exc:  # noqa: BLE001 - a transient API error or dropped watch must not end the wait
                 self.log.warning("could not follow pods in %s: %s", self.namespace, exc)

@@ -1,0 +1,198 @@
+"""P2 orchestration overhead, P3 readiness latency and the Kubernetes API load of a deploy.
+
+For each size: a fresh test cluster (tests/support/cluster.start_cluster, real AntDB nodes,
+pods Ready as soon as their database answers), then `deploy_antdb`, a re-run with the same
+conf, and `verify_antdb_topology`, each through `dag.test()` with the API's requests
+counted by verb. P2's floor is a DAG of no-op tasks with deploy_antdb's graph shape (same
+14 tasks, same mapped fan-outs) run the same way. P3 is the time from the last database
+pod turning Ready (a store listener notes it) to the readiness sensor's task ending.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+FLOOR_NAME = "bench_floor.py"
+FLOOR_DAG = '''
+"""Benchmark floor: deploy_antdb's graph shape, every task a no-op. Written to a temporary bundle by bench/deploy.py."""
+from airflow.sdk import DAG, chain, task
+
+with DAG(dag_id="bench_floor", schedule=None, params={"coordinators": 2, "datanodes": 3}):
+    @task
+    def validate(params=None):
+        return [f"cn{i}" for i in range(1, params["coordinators"] + 1)] + \\
+               [f"dn{i}" for i in range(1, params["datanodes"] + 1)]
+
+    @task
+    def noop():
+        return None
+
+    @task
+    def create_nodes(node_name):
+        return node_name
+
+    @task
+    def collect_topology(params=None):
+        return ["gc"] + [f"cn{i}" for i in range(1, params["coordinators"] + 1)]
+
+    @task
+    def reconcile_pgxc_node(target):
+        return target
+
+    members = validate()
+    steps = [noop.override(task_id=name)() for name in ("prepare_hosts", "ensure_operator", "ensure_namespace",
+             "create_gc", "wait_gc_ready", "read_gc_address", "write_custom_config")]
+    created = create_nodes.expand(node_name=members)
+    waited = noop.override(task_id="wait_nodes_ready")()
+    holders = collect_topology()
+    reconciled = reconcile_pgxc_node.expand(target=holders)
+    chain(members, *steps, created, waited, holders)
+    chain(reconciled, noop.override(task_id="smoke_test")(), noop.override(task_id="summary")())
+'''
+SIZES = ((2, 3), (16, 32))
+WRITE_VERBS = ("create", "update", "patch", "delete")
+
+
+def verb(record) -> str:
+    """The Kubernetes verb of one recorded request (list vs get by path shape)."""
+    if record.method != "GET":
+        return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(record.method, record.method)
+    if record.query.get("watch") in ("1", "true"):
+        return "watch"
+    segments = [s for s in record.path.split("/") if s]
+    if segments[:1] == ["api"]:
+        segments = segments[2:]
+    elif segments[:1] == ["apis"]:
+        segments = segments[3:]
+    else:
+        return "discovery"
+    if not segments:
+        return "discovery"
+    rest = segments[2:] if segments[0] == "namespaces" and len(segments) >= 3 else segments
+    return "list" if len(rest) == 1 else "get"
+
+
+def by_verb(requests) -> dict[str, int]:
+    return dict(sorted(collections.Counter(verb(r) for r in requests).items()))
+
+
+class ReadyClock:
+    """Store listener: the wall time each database pod last turned Ready."""
+
+    def __init__(self):
+        self.ready_at: dict[str, float] = {}
+
+    def __call__(self, event_type: str, obj: dict) -> None:
+        if obj.get("kind") != "Pod" or event_type == "DELETED":
+            return
+        labels = obj["metadata"].get("labels") or {}
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        if labels.get("pgo-pg-database") == "true" and ready and labels.get("pg-cluster") not in self.ready_at:
+            self.ready_at[labels["pg-cluster"]] = time.time()
+
+
+@contextlib.contextmanager
+def floor_bundle():
+    """The floor DAG in a DAG bundle of its own, next to dags/ (dag.test() only runs bundled DAGs).
+
+    Never written into dags/: other tests parse that folder whole.
+    """
+    folder = tempfile.mkdtemp(prefix="bench-floor-")
+    (Path(folder) / FLOOR_NAME).write_text(FLOOR_DAG)
+    key = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
+    saved = os.environ.get(key)
+    os.environ[key] = json.dumps([{"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+                                  {"name": "bench-floor", "classpath": LOCAL_BUNDLE, "kwargs": {"path": folder}}])
+    try:
+        yield Path(folder) / FLOOR_NAME
+    finally:
+        os.environ.pop(key) if saved is None else os.environ.__setitem__(key, saved)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _timed_run(cluster, dag_id: str, conf: dict, floor_file: Path | None = None):
+    from airflow.models import DagBag
+
+    cluster.api.requests.clear()
+    started = time.perf_counter()
+    if floor_file is not None:
+        run = DagBag(dag_folder=str(floor_file)).dags[dag_id].test(run_conf=conf)
+    else:
+        run = cluster.run_dag(dag_id, conf)
+    return run, time.perf_counter() - started, list(cluster.api.requests)
+
+
+def _sensor_latency(run, clock: ReadyClock, task_id: str, nodes: list[str]) -> float | None:
+    ti = next((t for t in run.get_task_instances() if t.task_id == task_id), None)
+    if ti is None or ti.end_date is None or not all(n in clock.ready_at for n in nodes):
+        return None
+    return ti.end_date.timestamp() - max(clock.ready_at[n] for n in nodes)
+
+
+def measure_size(coordinators: int, datanodes: int, poke_interval: int, floor_file: Path) -> dict:
+    from tests.support.cluster import start_cluster, stop_cluster
+
+    conf = {"coordinators": coordinators, "datanodes": datanodes, "prepare_hosts": "off",
+            "timeouts": {"gc_ready": 900, "nodes_ready": 1800, "poke_interval": poke_interval}}
+    cluster = start_cluster(ready_delay=0.0)
+    clock = ReadyClock()
+    cluster.store.add_listener(clock)
+    saved_env = {key: os.environ.get(key) for key in cluster.env}
+    os.environ.update(cluster.env)
+    try:
+        result = {}
+        deploy, result["deploy_s"], result["deploy_requests"] = _timed_run(cluster, "deploy_antdb", conf)
+        result["deploy_state"] = deploy.state
+        nodes = ["gc"] + [f"cn{i}" for i in range(1, coordinators + 1)] + [f"dn{i}" for i in range(1, datanodes + 1)]
+        result["p3_gc"] = _sensor_latency(deploy, clock, "wait_gc_ready", ["gc"])
+        result["p3_nodes"] = _sensor_latency(deploy, clock, "wait_nodes_ready", nodes)
+        rerun, result["rerun_s"], result["rerun_requests"] = _timed_run(cluster, "deploy_antdb", conf)
+        result["rerun_state"] = rerun.state
+        verify, result["verify_s"], result["verify_requests"] = _timed_run(cluster, "verify_antdb_topology",
+                                                                           {"namespace": "pgouser1"})
+        result["verify_state"] = verify.state
+        floor, result["floor_s"], _ = _timed_run(cluster, "bench_floor",
+                                                 {"coordinators": coordinators, "datanodes": datanodes}, floor_file)
+        result["floor_state"] = floor.state
+        return result
+    finally:
+        for key, value in saved_env.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        stop_cluster(cluster)
+
+
+def _writes(requests) -> int:
+    return sum(1 for r in requests if verb(r) in WRITE_VERBS)
+
+
+def report(size: tuple[int, int], r: dict, poke_interval: int) -> None:
+    cn, dn = size
+    print(f"\n== 1 gc + {cn} cn + {dn} dn (real AntDB nodes, pods Ready at once, poke_interval={poke_interval}s)")
+    print(f"  P2 deploy_antdb {r['deploy_s']:7.1f} s ({r['deploy_state']})  floor (no-op DAG, same shape) "
+          f"{r['floor_s']:6.1f} s ({r['floor_state']})  ratio {r['deploy_s'] / r['floor_s']:.2f}x  "
+          f"overhead {r['deploy_s'] - r['floor_s']:.1f} s")
+    p3 = ", ".join(f"{label} {value:.2f} s" if value is not None else f"{label} n/a"
+                   for label, value in (("wait_gc_ready", r["p3_gc"]), ("wait_nodes_ready", r["p3_nodes"])))
+    print(f"  P3 last pod Ready -> sensor task done: {p3}  (polling every {poke_interval}s: up to {poke_interval} s each)")
+    for label, key in (("deploy", "deploy_requests"), ("re-run", "rerun_requests"), ("verify", "verify_requests")):
+        requests = r[key]
+        print(f"  API {label:7s} {len(requests):5d} requests, {_writes(requests):4d} writes  {by_verb(requests)}"
+              + (f"  state={r[key.replace('requests', 'state')]}" if label != "deploy" else ""))
+
+
+def bench_deploy(sizes=SIZES, poke_interval: int = 10) -> dict:
+    results = {}
+    with floor_bundle() as floor_file:
+        for size in sizes:
+            results[size] = measure_size(*size, poke_interval=poke_interval, floor_file=floor_file)
+            report(size, results[size], poke_interval)
+    return results

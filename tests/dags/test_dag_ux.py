@@ -1,0 +1,74 @@
+"""DAG-level promises to the person using them: descriptions, node names on mapped tasks, schedules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.dags.test_dag_integrity import DAGS_DIR
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.models import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_every_dag_has_a_description(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.description and 20 < len(dag.description) < 200, dag_id
+
+
+def test_mapped_tasks_are_named_after_their_node(dagbag):
+    mapped = [(dag_id, t) for dag_id, dag in dagbag.dags.items() for t in dag.tasks if t.is_mapped]
+    assert mapped, "deploy_antdb maps over nodes"
+    for dag_id, task in mapped:
+        assert task.partial_kwargs.get("map_index_template"), f"{dag_id}.{task.task_id} shows numbers, not nodes"
+
+
+def test_deploy_preflight_is_never_retried_and_summary_always_runs(dagbag):
+    dag = dagbag.dags["deploy_antdb"]
+    assert dag.get_task("preflight").retries == 0
+    assert dag.get_task("summary").trigger_rule == "all_done"
+
+
+def _next_two_am(now: datetime) -> datetime:
+    candidate = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    return candidate if candidate > now else candidate + timedelta(days=1)
+
+
+def test_unpausing_verify_starts_no_run_before_the_next_two_am(dagbag, airflow_db):
+    """Written to the metadata DB as the dag-processor does, then unpaused: the scheduler has nothing to create."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    now = datetime.now(timezone.utc)
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(dagbag, "dags-folder", None)
+    with create_session() as session:
+        model = session.get(DagModel, "verify_antdb_topology")
+        model.is_paused = False
+        session.flush()
+        assert model.next_dagrun_create_after == _next_two_am(now)
+        needing, _ = DagModel.dags_needing_dagruns(session)
+        assert "verify_antdb_topology" not in {m.dag_id for m in needing}
+        model.is_paused = True
+
+
+def test_the_schedule_does_not_depend_on_create_cron_data_intervals(monkeypatch):
+    """With that option on, a plain "0 2 * * *" becomes a data-interval schedule, whose first run is the
+    last complete day: started at once on unpause. The explicit timetable is immune to it."""
+    from airflow.models import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS", "True")
+    dag = DagBag(dag_folder=str(DAGS_DIR / "verify_antdb_topology.py")).dags["verify_antdb_topology"]
+    scheduler_dag = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    now = datetime.now(timezone.utc)
+    info = scheduler_dag.next_dagrun_info(last_automated_run_info=None)
+    assert type(scheduler_dag.timetable).__name__ == "CronTriggerTimetable"
+    assert info.run_after == _next_two_am(now)
