@@ -139,7 +139,9 @@ def test_dropped_watch_streams_are_resumed_without_losing_events(module_cluster)
 def test_a_403_is_sent_once_and_fails_the_task_without_retries(module_cluster, capfd):
     cluster = module_cluster
     cluster.api.requests.clear()
-    refusal = cluster.api.faults.fail(403, times=5, methods={"GET"}, path=rf"/namespaces/{NS}$", user=AIRFLOW)
+    labels = dict(cluster.store.get("v1", "Namespace", None, NS)["metadata"]["labels"])
+    cluster.store.patch("v1", "Namespace", None, NS, {"metadata": {"labels": {k: None for k in labels}}})
+    refusal = cluster.api.faults.fail(403, times=5, methods={"PATCH"}, path=rf"/namespaces/{NS}$", user=AIRFLOW)
     run = cluster.run_dag("deploy_antdb", CONF)
     assert run.state == "failed"
     assert task_states(run)["ensure_namespace"] == "failed"
@@ -148,5 +150,6 @@ def test_a_403_is_sent_once_and_fails_the_task_without_retries(module_cluster, c
     assert len(refusal.hits) == 1, "one request, not retried"
     assert "Kubernetes API 403 Forbidden" in "".join(capfd.readouterr())
     cluster.api.faults.clear()
+    cluster.store.patch("v1", "Namespace", None, NS, {"metadata": {"labels": labels}})
     assert_cluster_is_right(cluster)
     assert row_count(cluster) == ROWS

@@ -98,10 +98,13 @@ def test_a_429_waits_what_retry_after_says(hook, monkeypatch):
 def test_refusals_are_sent_once_and_fail_the_task_without_retries(hook, monkeypatch, status, reason):
     from airflow.sdk.exceptions import AirflowFailException
 
+    from antdb_k8s.hooks.errors import task_error
+
     fake = script(hook, monkeypatch, api_error(status, reason))
     with pytest.raises(KubeRefused) as err:
         hook.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}})
-    assert isinstance(err.value, AirflowFailException)
+    verdict = task_error(err.value, kubernetes_conn_id="kubernetes_default", antdb_conn_id="antdb_default")
+    assert isinstance(verdict, AirflowFailException), "the task fails without task retries"
     assert err.value.status == status and f"{reason} happened" in str(err.value)
     assert len(fake.calls) == 1 and hook.sleeps == []
 
