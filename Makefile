@@ -6,7 +6,7 @@ VENV := .venv
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test test-unit test-integration bench clean
+.PHONY: run test test-unit test-integration lint-imports bench clean sandbox-reset
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -21,14 +21,22 @@ $(STAMP_TEST): requirements.txt requirements-test.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet -r requirements-test.txt
 	touch $@ $(STAMP_RUN)
 
-run: $(STAMP_RUN)
+# run needs the test requirements too: without a cluster it starts the local sandbox (sandbox/).
+run: $(STAMP_TEST)
 	scripts/run-airflow.sh
 
-test: $(STAMP_TEST)
+sandbox-reset:
+	scripts/sandbox.sh reset
+
+# The layering contracts in .importlinter (core pure, clients only in hooks, dags wire only, no upward import).
+lint-imports: $(STAMP_TEST)
+	PYTHONPATH=plugins:. $(VENV)/bin/lint-imports --no-cache
+
+test: lint-imports
 	scripts/prepare-tests.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP_TEST)
+test-unit: lint-imports
 	$(VENV)/bin/pytest tests/unit tests/dags $(PYTEST_ARGS)
 
 test-integration: $(STAMP_TEST)

@@ -1,22 +1,5 @@
-"""antdb_restart_check: the runbook's pod-restart check (section 3) as one run. Wiring only."""
+"""antdb_restart_check: the runbook's pod-restart check (section 3) as one run. Wiring only.
 
-from __future__ import annotations
-
-from datetime import timedelta
-
-from airflow.sdk import DAG, Param
-
-from antdb_k8s.core.restart_check import RESTART_CHECK_PARAMS
-from antdb_k8s.operators.restart_check import (
-    AssertUnchangedOperator,
-    DropCheckTableOperator,
-    RecordClusterOperator,
-    RestartNodesOperator,
-    RestartPrecheckOperator,
-    RestartSummaryOperator,
-)
-
-DOC_MD = """
 ### Restart check: a pod restart must change nothing
 
 Nodes address each other by Service ClusterIP, so losing a database pod must not change how the
@@ -34,18 +17,24 @@ again) → **assert_unchanged** (records again; any difference fails the run, na
 The before/after table is in the `assert_unchanged` log; the summary is in XCom. No password is logged.
 """
 
-with DAG(
-    dag_id="antdb_restart_check",
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from antdb_k8s.operators.restart_check import (
+    AssertUnchangedOperator,
+    DropCheckTableOperator,
+    RecordClusterOperator,
+    RestartNodesOperator,
+    RestartPrecheckOperator,
+    RestartSummaryOperator,
+)
+from antdb_k8s.operators.wiring import dag_settings
+
+with DAG(**dag_settings(
+    "antdb_restart_check", "check", __doc__,
     description="Prove a database pod restart changes nothing: topology, pgxc_node, row counts",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=["antdb", "kubernetes", "check"],
-    doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
-    params={key: Param(schema["default"], **{k: v for k, v in schema.items() if k != "default"})
-            for key, schema in RESTART_CHECK_PARAMS.items()},
-) as dag:
+)) as dag:
     precheck = RestartPrecheckOperator(task_id="precheck", retries=0)
     record = RecordClusterOperator(task_id="record")
     # No retries from here to the verdict: a retried restart would delete pods it already replaced.

@@ -1,27 +1,5 @@
-"""deploy_antdb: the AntDB-on-Kubernetes runbook as one DAG. Wiring only: no I/O at parse time."""
+"""deploy_antdb: the AntDB-on-Kubernetes runbook as one DAG. Wiring only: no I/O at parse time.
 
-from __future__ import annotations
-
-from datetime import timedelta
-
-from airflow.sdk import DAG, Param, XComArg
-
-from antdb_k8s.core.params import PARAM_SCHEMAS, param_defaults
-from antdb_k8s.operators.cluster import (
-    CollectTopologyOperator,
-    CreatePgclusterOperator,
-    EnsureNamespaceOperator,
-    ReadGtmAddressOperator,
-    WriteCustomConfigOperator,
-)
-from antdb_k8s.operators.pgxc import ReconcilePgxcNodeOperator
-from antdb_k8s.operators.platform import EnsurePgoOperator, PrepareHostsOperator
-from antdb_k8s.operators.preflight import PreflightOperator
-from antdb_k8s.operators.smoke import AntDBSmokeTestOperator
-from antdb_k8s.operators.spec import DeploySummaryOperator, ValidateSpecOperator
-from antdb_k8s.sensors.readiness import AntDBNodesReadySensor
-
-DOC_MD = """
 ### Deploy an AntDB cluster on Kubernetes
 
 Turns the AntDB-on-Crunchy-postgres-operator runbook into one run:
@@ -39,18 +17,30 @@ coordinator (in parallel) → **smoke test** → **summary**.
 * Passwords live only in Kubernetes Secrets; the superuser is the `antdb_default` connection's.
 """
 
-with DAG(
-    dag_id="deploy_antdb",
+from __future__ import annotations
+
+from airflow.sdk import DAG, XComArg
+
+from antdb_k8s.operators.cluster import (
+    CollectTopologyOperator,
+    CreatePgclusterOperator,
+    EnsureNamespaceOperator,
+    ReadGtmAddressOperator,
+    WriteCustomConfigOperator,
+)
+from antdb_k8s.operators.pgxc import ReconcilePgxcNodeOperator
+from antdb_k8s.operators.platform import EnsurePgoOperator, PrepareHostsOperator
+from antdb_k8s.operators.preflight import PreflightOperator
+from antdb_k8s.operators.smoke import AntDBSmokeTestOperator
+from antdb_k8s.operators.spec import DeploySummaryOperator, ValidateSpecOperator
+from antdb_k8s.operators.wiring import dag_settings
+from antdb_k8s.sensors.readiness import AntDBNodesReadySensor
+
+with DAG(**dag_settings(
+    "deploy_antdb", "deploy", __doc__, day2=False,
     description="Deploy an AntDB cluster (gc, coordinators, datanodes) on Kubernetes through the postgres-operator; "
                 "dry_run shows every manifest",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=["antdb", "kubernetes", "deploy"],
-    doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
-    params={key: Param(default, **PARAM_SCHEMAS[key]) for key, default in param_defaults().items()},
-) as dag:
+)) as dag:
     validate = ValidateSpecOperator(task_id="validate", retries=0)
     preflight = PreflightOperator(task_id="preflight", retries=0)
     prepare_hosts = PrepareHostsOperator(task_id="prepare_hosts")

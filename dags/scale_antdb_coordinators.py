@@ -1,22 +1,5 @@
-"""scale_antdb_coordinators: add or remove AntDB coordinators. Wiring only: no I/O at parse time."""
+"""scale_antdb_coordinators: add or remove AntDB coordinators. Wiring only: no I/O at parse time.
 
-from __future__ import annotations
-
-import copy
-from datetime import timedelta
-
-from airflow.sdk import DAG, Param
-
-from antdb_k8s.core.scale import PARAM_DEFAULTS, PARAM_SCHEMAS
-from antdb_k8s.operators.scale import (
-    CloneCoordinatorsOperator,
-    PlanScaleOperator,
-    ReconcileScaleOperator,
-    RemoveCoordinatorsOperator,
-    VerifyScaleOperator,
-)
-
-DOC_MD = """
 ### Scale AntDB coordinators (manual)
 
 Set **coordinators** to the count the cluster should have: **plan** → **clone new coordinators**
@@ -37,17 +20,23 @@ Set **coordinators** to the count the cluster should have: **plan** → **clone 
 * Re-running once the target is reached changes nothing; a re-run after a failure continues.
 """
 
-with DAG(
-    dag_id="scale_antdb_coordinators",
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from antdb_k8s.operators.scale import (
+    CloneCoordinatorsOperator,
+    PlanScaleOperator,
+    ReconcileScaleOperator,
+    RemoveCoordinatorsOperator,
+    VerifyScaleOperator,
+)
+from antdb_k8s.operators.wiring import dag_settings
+
+with DAG(**dag_settings(
+    "scale_antdb_coordinators", "scale", __doc__,
     description="Add or remove AntDB coordinators (clone of cn1 / drop from pgxc_node everywhere)",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=["antdb", "kubernetes", "day-2", "scale"],
-    doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
-    params={key: Param(copy.deepcopy(default), **PARAM_SCHEMAS[key]) for key, default in PARAM_DEFAULTS.items()},
-) as dag:
+)) as dag:
     plan = PlanScaleOperator(task_id="plan", retries=0)
     clone = CloneCoordinatorsOperator(task_id="clone_new_coordinators", plan=plan.output)
     reconcile = ReconcileScaleOperator(task_id="reconcile_pgxc_node", plan=plan.output)

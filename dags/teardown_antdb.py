@@ -1,15 +1,5 @@
-"""teardown_antdb: delete one deployed AntDB cluster, keeping its data unless asked. Wiring only."""
+"""teardown_antdb: delete one deployed AntDB cluster, keeping its data unless asked. Wiring only.
 
-from __future__ import annotations
-
-from datetime import timedelta
-
-from airflow.sdk import DAG, Param
-
-from antdb_k8s.core.teardown import TEARDOWN_PARAMS
-from antdb_k8s.operators.teardown import ConfirmTeardownOperator, TeardownClusterOperator
-
-DOC_MD = """
 ### Tear down an AntDB cluster
 
 Deletes what `deploy_antdb` and the postgres-operator created for one cluster in a namespace:
@@ -29,18 +19,17 @@ set, never by the deploy conf. Other objects in the namespace are left alone.
 * Refuses when the namespace holds no AntDB cluster. The log shows a table of deleted and kept objects.
 """
 
-with DAG(
-    dag_id="teardown_antdb",
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from antdb_k8s.operators.teardown import ConfirmTeardownOperator, TeardownClusterOperator
+from antdb_k8s.operators.wiring import dag_settings
+
+with DAG(**dag_settings(
+    "teardown_antdb", "teardown", __doc__,
     description="Delete one AntDB cluster from a namespace, keeping its data unless delete_data is true",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=["antdb", "kubernetes", "teardown"],
-    doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
-    params={key: Param(schema["default"], **{k: v for k, v in schema.items() if k != "default"})
-            for key, schema in TEARDOWN_PARAMS.items()},
-) as dag:
+)) as dag:
     confirm = ConfirmTeardownOperator(task_id="confirm", retries=0)
     teardown = TeardownClusterOperator(task_id="teardown")
 

@@ -1,24 +1,7 @@
 """verify_antdb_topology: nightly check of every deployed AntDB cluster against Kubernetes, with repair.
 
 Wiring only: no I/O at parse time.
-"""
 
-from __future__ import annotations
-
-from datetime import timedelta
-
-from airflow.sdk import DAG, CronTriggerTimetable, Param
-
-from antdb_k8s.operators.repair import REPAIR_LEVELS, RepairTopologyOperator
-from antdb_k8s.operators.verify import (
-    MAP_INDEX_TEMPLATE,
-    DeployedClustersOperator,
-    VerifyTopologyOperator,
-    final_verify_kwargs,
-    notify_drift,
-)
-
-DOC_MD = """
 ### Verify every AntDB cluster against Kubernetes (nightly), optionally repairing drift
 
 **clusters** → **verify** → **repair** → **final_verify**, one mapped task per cluster (the map index
@@ -54,32 +37,27 @@ this file and pass any Airflow notifier as well (or instead), e.g.
 (`apache-airflow-providers-slack`), or `SmtpNotifier` from the SMTP provider.
 """
 
-PARAMS = {
-    "namespace": Param("", type="string", pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$",
-                       title="Namespace", section="Cluster",
-                       description="Kubernetes namespace holding the AntDB cluster to verify; empty: every "
-                                   "cluster the package deployed."),
-    "repair": Param("off", type="string", enum=list(REPAIR_LEVELS), title="Repair", section="Repair",
-                    description="off: report only. safe: fix pgxc_node with the deploy planner/applier. "
-                                "full: safe, plus move every node to gc's current address (ConfigMaps, "
-                                "one pod restart at a time)."),
-    "data_check": Param(True, type="boolean", title="Data check", section="Checks",
-                        description="Write a small scratch table from gc and count it from every coordinator "
-                                    "(touches every datanode; the table is always dropped)."),
-}
+from __future__ import annotations
 
-with DAG(
-    dag_id="verify_antdb_topology",
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from antdb_k8s.operators.repair import RepairTopologyOperator
+from antdb_k8s.operators.verify import (
+    MAP_INDEX_TEMPLATE,
+    DeployedClustersOperator,
+    VerifyTopologyOperator,
+    final_verify_kwargs,
+    notify_drift,
+)
+from antdb_k8s.operators.wiring import dag_settings
+
+with DAG(**dag_settings(
+    "verify_antdb_topology", "verify", __doc__, retry_delay=30, exponential=False,
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
+    task_failure_callback=notify_drift,
     description="Nightly: compare a deployed AntDB cluster with Kubernetes (pgxc_node, agtm_host, data); "
                 "optionally repair",
-    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
-    catchup=False,
-    max_active_runs=1,
-    tags=["antdb", "kubernetes", "day2", "verify"],
-    doc_md=DOC_MD,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": notify_drift},
-    params=PARAMS,
-) as dag:
+)) as dag:
     clusters = DeployedClustersOperator(task_id="clusters")
     verify = VerifyTopologyOperator.partial(task_id="verify", map_index_template=MAP_INDEX_TEMPLATE).expand(
         namespace=clusters.output)

@@ -32,16 +32,25 @@ export AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES="${AIRFLOW__DAG_PROCESSOR__PARS
 serve_logs=(--skip-serve-logs); [ "${AIRFLOW_SERVE_LOGS:-0}" = "1" ] && serve_logs=()
 mkdir -p "$AIRFLOW_HOME"
 
-# kubernetes_default: the user's kubeconfig when there is one, else in-cluster credentials.
+# kubernetes_default: the user's kubeconfig, else in-cluster credentials, else the local sandbox
+# (Kubernetes simulated on this machine, with the real postgres-operator and real AntDB nodes).
+sandbox=""
 if [ -z "${AIRFLOW_CONN_KUBERNETES_DEFAULT:-}" ]; then
   kubeconfig="${KUBECONFIG:-$HOME/.kube/config}"
   if [ -f "$kubeconfig" ]; then
     export AIRFLOW_CONN_KUBERNETES_DEFAULT="{\"conn_type\": \"kubernetes\", \"extra\": {\"kube_config_path\": \"$kubeconfig\"}}"
     echo "kubernetes_default -> $kubeconfig"
-  else
+  elif [ -n "${KUBERNETES_SERVICE_HOST:-}" ]; then
     export AIRFLOW_CONN_KUBERNETES_DEFAULT='{"conn_type": "kubernetes", "extra": {"in_cluster": true}}'
-    echo "kubernetes_default -> in-cluster service account (no kubeconfig at $kubeconfig);"
-    echo "  outside a cluster every real deploy stops at its preflight: see README \"When something fails\""
+    echo "kubernetes_default -> in-cluster service account"
+  else
+    echo "No kubeconfig at $kubeconfig and not inside a cluster: starting the local sandbox"
+    echo "  (Kubernetes simulated on this machine; the postgres-operator 4.2.1 and AntDB are real)."
+    "$here/scripts/sandbox.sh" start
+    sandbox="${ANTDB_SANDBOX_DIR:-$here/.sandbox}"
+    set -a; source "$sandbox/connections.env"; set +a
+    export AIRFLOW__API__INSTANCE_NAME="AntDB sandbox: Kubernetes simulated here, operator and AntDB real"
+    echo "kubernetes_default -> the sandbox's API; antdb_default -> the sandbox's AntDB superuser"
   fi
 fi
 # antdb_default: the AntDB superuser. Set AIRFLOW_CONN_ANTDB_DEFAULT yourself, or create the
@@ -57,6 +66,7 @@ stop() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -z "$sandbox" ] || "$here/scripts/sandbox.sh" stop   # state kept: the next make run finds the cluster
 }
 trap stop INT TERM EXIT
 start() {  # start NAME ARGS...: one component, its output prefixed with its name
@@ -69,6 +79,11 @@ start scheduler scheduler "${serve_logs[@]}"
 start dag-processor dag-processor
 start triggerer triggerer "${serve_logs[@]}"
 echo "started: api-server on $host:$port, scheduler (LocalExecutor, parallelism $AIRFLOW__CORE__PARALLELISM), dag-processor, triggerer"
+
+if [ -n "$sandbox" ]; then   # where each AntDB node answers, once deploy_antdb has created it
+  ( tail -n 0 -F "$sandbox/sandbox.log" 2>/dev/null | grep --line-buffered "^sandbox: node" ) &
+  pids+=("$!")
+fi
 
 pwfile="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 ( for _ in $(seq 1 180); do

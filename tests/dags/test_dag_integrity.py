@@ -66,3 +66,26 @@ def test_deploy_antdb_params_cover_the_public_conf(dagbag):
     for key in DEFAULTS:
         param = dag.params.get_param(key)
         assert param.description and param.schema.get("section"), f"param {key} needs a description and section"
+
+
+def test_every_dag_documents_itself_from_its_file_and_tags_alike(dagbag):
+    import ast
+
+    for path in DAG_FILES:
+        docstring = ast.get_docstring(ast.parse(path.read_text()), clean=False)
+        dags = [d for d in dagbag.dags.values() if Path(d.fileloc).name == path.name]
+        assert dags, f"{path.name} defines no DAG"
+        for dag in dags:
+            assert dag.doc_md == docstring, f"{dag.dag_id}: doc_md must be the file's docstring"
+            assert {"antdb", "kubernetes"} < set(dag.tags), dag.tags
+            assert ("day-2" in dag.tags) == (dag.dag_id != "deploy_antdb"), f"{dag.dag_id}: tags {dag.tags}"
+            assert "day2" not in dag.tags
+
+
+def test_every_dag_has_one_namespace_param_with_the_same_pattern(dagbag):
+    from antdb_k8s.core.bounds import DNS1123_LABEL_OR_EMPTY_PATTERN, DNS1123_LABEL_PATTERN
+
+    for dag_id, dag in dagbag.dags.items():
+        param = dag.params.get_param("namespace")
+        assert param.schema["pattern"] in (DNS1123_LABEL_PATTERN, DNS1123_LABEL_OR_EMPTY_PATTERN), dag_id
+        assert param.schema["section"] == "Cluster" and param.description, dag_id

@@ -82,13 +82,12 @@ def test_a_datanode_kubernetes_does_not_have_is_refused_not_dropped(fresh_cluste
     assert cluster.pgxc_rows(NS, "cn1") == cluster.pgxc_rows(NS, "gc")
 
 
-def test_dry_run_without_a_reachable_cluster_says_what_it_could_not_read(airflow_db, tmp_path, monkeypatch):
+def _point_at_nothing(tmp_path, monkeypatch) -> None:
+    """Connections to a loopback port nothing listens on: every live read fails."""
     import json
     import socket
 
-    from tests.support.cluster import run_dag, xcom_values
-
-    with socket.socket() as probe:  # a loopback port that nothing listens on
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     kubeconfig = tmp_path / "kubeconfig"
@@ -101,6 +100,13 @@ def test_dry_run_without_a_reachable_cluster_says_what_it_could_not_read(airflow
         {"conn_type": "kubernetes", "extra": {"kube_config_path": str(kubeconfig)}}))
     monkeypatch.setenv("AIRFLOW_CONN_ANTDB_DEFAULT", "postgres://postgres:pw@/postgres")
 
+
+def test_dry_run_without_a_reachable_cluster_says_what_it_could_not_read(airflow_db, tmp_path, monkeypatch):
+    import json
+
+    from tests.support.cluster import run_dag, xcom_values
+
+    _point_at_nothing(tmp_path, monkeypatch)
     run = run_dag("deploy_antdb", {"dry_run": True})
 
     assert run.state == "success"
@@ -112,3 +118,25 @@ def test_dry_run_without_a_reachable_cluster_says_what_it_could_not_read(airflow
     planned = [step for step in summary["steps"]["reconcile"]]
     assert {p["target"] for p in planned} == {"gc", "cn1", "cn2"}
     assert all(p["applied"] is False and p["sql"][-1] == "SELECT pgxc_pool_reload()" for p in planned)
+
+
+def test_a_deploy_run_parses_the_conf_once(airflow_db, tmp_path, monkeypatch):
+    """validate parses; every later task (sensors, mapped tasks included) reads the published spec."""
+    from antdb_k8s.core import spec as spec_module
+    from tests.support.cluster import run_dag
+
+    _point_at_nothing(tmp_path, monkeypatch)
+    parses = []
+    check_scalars = spec_module._check_scalars  # called once by every parse_spec, by nothing else
+
+    def counted(conf):
+        parses.append(conf["namespace"])
+        return check_scalars(conf)
+
+    monkeypatch.setattr(spec_module, "_check_scalars", counted)
+    run = run_dag("deploy_antdb", {"dry_run": True, "namespace": "parsed-once", "coordinators": 3})
+
+    assert run.state == "success"
+    tasks = {ti.task_id for ti in run.get_task_instances()}
+    assert {"create_nodes", "wait_nodes_ready", "reconcile_pgxc_node", "smoke_test"} <= tasks
+    assert parses == ["parsed-once"]

@@ -82,8 +82,14 @@ def test_make_run_listens_only_on_loopback_and_sizes_the_executor(tmp_path):
     port = _free_port()
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("AIRFLOW", "KUBECONFIG", "ANTDB_TEST"))}
+    # A kubeconfig of a cluster that is not there: make run takes it as given (without one it
+    # would start the local sandbox, which tests/sandbox covers).
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+                          "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                          "current-context: x\n")
     env.update(HOME=str(tmp_path), AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW_PORT=str(port),
-               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+               KUBECONFIG=str(kubeconfig), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
     log = (tmp_path / "run.log").open("w+")
     proc = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -106,7 +112,7 @@ def test_make_run_listens_only_on_loopback_and_sizes_the_executor(tmp_path):
         assert _environ(schedulers[0])["AIRFLOW__CORE__PARALLELISM"] == str(max(2, len(os.sched_getaffinity(0))))
         text = (tmp_path / "run.log").read_text()
         assert f"Airflow UI: http://127.0.0.1:{port}" in text
-        assert 'README "When something fails"' in text, "no kubeconfig: make run says where to look"
+        assert f"kubernetes_default -> {kubeconfig}" in text, "make run says which cluster it uses"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the session this test started, and only it
         try:

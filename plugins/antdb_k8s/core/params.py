@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+from antdb_k8s.core.bounds import DNS1123_LABEL_PATTERN, namespace_schema, seconds_schema
 from antdb_k8s.core.spec import (
     ACCESS_MODES,
     DEFAULTS,
@@ -21,7 +22,6 @@ from antdb_k8s.core.spec import (
     QUANTITY_RE,
 )
 
-DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 # No `required`: Airflow replaces a param's whole value with the conf's, and parse_spec
 # deep-merges it over the defaults, so `{"gc": {"tag": "22.0"}}` is a complete answer.
@@ -51,10 +51,7 @@ def _roles(schema: dict) -> dict:
 
 
 PARAM_SCHEMAS: dict[str, dict] = {
-    "namespace": {
-        "type": "string", "pattern": DNS1123_LABEL, "section": "Cluster", "title": "Namespace",
-        "description": "Kubernetes namespace that holds one AntDB cluster (created if missing).",
-    },
+    "namespace": namespace_schema("Kubernetes namespace that holds one AntDB cluster (created if missing)."),
     "coordinators": {
         "type": "integer", "minimum": 1, "maximum": MAX_COORDINATORS, "section": "Cluster",
         "title": "Coordinators", "description": f"Number of coordinators cn1..cnN (1 to {MAX_COORDINATORS}); gc is always one.",
@@ -85,9 +82,9 @@ PARAM_SCHEMAS: dict[str, dict] = {
         "type": "object", "additionalProperties": False, "section": "Operator", "title": "postgres-operator",
         "description": "install: true installs the CRD and operator from the package's manifests; false only verifies them.",
         "properties": {
-            "namespace": {"type": "string", "pattern": DNS1123_LABEL},
+            "namespace": {"type": "string", "pattern": DNS1123_LABEL_PATTERN},
             "install": {"type": "boolean"},
-            "installation_name": {"type": "string", "pattern": DNS1123_LABEL},
+            "installation_name": {"type": "string", "pattern": DNS1123_LABEL_PATTERN},
         },
     },
     "prepare_hosts": {
@@ -102,9 +99,9 @@ PARAM_SCHEMAS: dict[str, dict] = {
         "type": "object", "additionalProperties": False, "section": "Run", "title": "Timeouts (seconds)",
         "description": "gc_ready and nodes_ready bound the readiness waits; poke_interval is how often pods are checked.",
         "properties": {
-            "gc_ready": {"type": "integer", "minimum": 10, "maximum": 86400},
-            "nodes_ready": {"type": "integer", "minimum": 10, "maximum": 86400},
-            "poke_interval": {"type": "integer", "minimum": 1, "maximum": 300},
+            "gc_ready": seconds_schema("gc_ready"),
+            "nodes_ready": seconds_schema("nodes_ready"),
+            "poke_interval": seconds_schema("poke_interval"),
         },
     },
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from antdb_k8s.core.bounds import DNS1123_LABEL_PATTERN, namespace_schema, seconds_schema
 from antdb_k8s.core.names import is_dns1123_label
 from antdb_k8s.core.smoke import scratch_table_name
 from antdb_k8s.core.topology import Topology
@@ -139,12 +140,9 @@ def _pair(old: object, new: object) -> str:
 
 # Trigger-form schemas of antdb_restart_check (the DAG builds its Params from these).
 RESTART_CHECK_PARAMS: dict[str, dict] = {
-    "namespace": {
-        "default": "pgouser1", "type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-        "section": "Cluster", "title": "Namespace", "description": "Namespace holding the AntDB cluster to check.",
-    },
+    "namespace": namespace_schema("Namespace holding the AntDB cluster to check.", default="pgouser1"),
     "pod": {
-        "default": "gc", "type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        "default": "gc", "type": "string", "pattern": DNS1123_LABEL_PATTERN,
         "section": "Restart", "title": "Node to restart",
         "description": "The node whose primary database pod is deleted (gc, cn1, dn2, ...), or 'all' for every "
                        "node one at a time. A name the cluster does not have is refused before anything changes.",
@@ -155,7 +153,7 @@ RESTART_CHECK_PARAMS: dict[str, dict] = {
         "description": "Rows written to the run's own check table before the restart.",
     },
     "timeout": {
-        "default": 600, "type": "integer", "minimum": 10, "maximum": 7200, "section": "Restart",
+        "default": 600, **seconds_schema("restart"), "section": "Restart",
         "title": "Timeout per node (seconds)",
         "description": "How long one node may take to have a new Ready pod and answer queries again.",
     },

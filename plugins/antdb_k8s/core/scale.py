@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from antdb_k8s.core.bounds import namespace_schema, seconds_schema
 from antdb_k8s.core.names import require_dns1123_label
 from antdb_k8s.core.spec import MAX_COORDINATORS
 from antdb_k8s.core.topology import NodeRole, Topology
@@ -30,14 +31,12 @@ PGO_USER = "antdb-airflow"
 _COORDINATOR_RE = re.compile(r"cn([1-9][0-9]*)")
 
 
-DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DEFAULT_TIMEOUTS = {"clone_ready": 1800, "removal": 300, "poke_interval": 10}
 
 # The trigger form. `coordinators` has no schema minimum on purpose: a count below 1 reaches
 # the plan task, which refuses it with a message saying why (a schema error would not).
 PARAM_SCHEMAS: dict[str, dict] = {
-    "namespace": {"type": "string", "pattern": DNS1123_LABEL, "section": "Cluster", "title": "Namespace",
-                  "description": "Namespace of the deployed AntDB cluster (as given to deploy_antdb)."},
+    "namespace": namespace_schema("Namespace of the deployed AntDB cluster (as given to deploy_antdb)."),
     "coordinators": {"type": "integer", "maximum": MAX_COORDINATORS, "section": "Cluster",
                      "title": "Target coordinators",
                      "description": f"How many coordinators (cn1..cnN) the cluster has afterwards, 1 to "
@@ -53,9 +52,7 @@ PARAM_SCHEMAS: dict[str, dict] = {
     "timeouts": {"type": "object", "additionalProperties": False, "section": "Run", "title": "Timeouts (seconds)",
                  "description": "clone_ready bounds each clone (restore + Ready pod); removal bounds waiting for "
                                 "removed pods to go; poke_interval is how often progress is checked.",
-                 "properties": {"clone_ready": {"type": "integer", "minimum": 10, "maximum": 86400},
-                                "removal": {"type": "integer", "minimum": 10, "maximum": 86400},
-                                "poke_interval": {"type": "integer", "minimum": 1, "maximum": 300}}},
+                 "properties": {key: seconds_schema(key) for key in ("clone_ready", "removal", "poke_interval")}},
 }
 PARAM_DEFAULTS: dict[str, object] = {"namespace": "pgouser1", "coordinators": 2, "datanodes": None,
                                      "delete_data": False, "data_check": True, "timeouts": DEFAULT_TIMEOUTS}

@@ -15,6 +15,7 @@ import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from antdb_k8s.core.bounds import SECONDS
 from antdb_k8s.core.names import is_dns1123_label
 from antdb_k8s.core.topology import NodeRole
 
@@ -366,8 +367,8 @@ def _check_timeouts(timeouts: Any) -> list[str]:
     if not isinstance(timeouts, dict):
         return ["timeouts: must be an object of seconds"]
     problems = _unknown_keys(timeouts, DEFAULT_TIMEOUTS, "timeouts.")
-    bounds = {"gc_ready": (10, 86400), "nodes_ready": (10, 86400), "poke_interval": (1, 300)}
-    for key, (low, high) in bounds.items():
+    for key in DEFAULT_TIMEOUTS:
+        low, high = SECONDS[key]
         value = timeouts.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             problems.append(f"timeouts.{key}: must be a whole number of seconds between {low} and {high}, "

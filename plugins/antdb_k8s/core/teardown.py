@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, MANAGED_BY
+from antdb_k8s.core.bounds import namespace_schema, seconds_schema
 from antdb_k8s.core.names import DNS1123_LABEL_MAX, is_dns1123_label
 from antdb_k8s.core.topology import role_from_pgcluster
 
@@ -318,11 +319,7 @@ def remaining(plan: TeardownPlan, inventory: Inventory, kinds: Iterable[Gvk]) ->
 
 # Trigger-form schemas of teardown_antdb (the DAG builds its Params from these).
 TEARDOWN_PARAMS: dict[str, dict] = {
-    "namespace": {
-        "default": "pgouser1", "type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-        "section": "Cluster", "title": "Namespace",
-        "description": "Namespace holding the AntDB cluster to delete.",
-    },
+    "namespace": namespace_schema("Namespace holding the AntDB cluster to delete.", default="pgouser1"),
     "confirm_namespace": {
         "default": "", "type": "string", "section": "Cluster", "title": "Confirm namespace",
         "description": "Type the namespace again. Anything else (or nothing) refuses before any object is touched; "
@@ -339,7 +336,7 @@ TEARDOWN_PARAMS: dict[str, dict] = {
         "description": "List what would be deleted and what is kept; delete nothing.",
     },
     "timeout": {
-        "default": 300, "type": "integer", "minimum": 10, "maximum": 3600, "section": "Run",
+        "default": 300, **seconds_schema("teardown"), "section": "Run",
         "title": "Timeout (seconds)", "description": "How long to wait for the nodes' pods to be gone.",
     },
 }

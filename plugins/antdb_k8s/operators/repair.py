@@ -7,7 +7,7 @@ from typing import Any
 from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
 from antdb_k8s.operators.verify import MAP_INDEX_KEY
-from antdb_k8s.services.repair import REPAIR_LEVELS, repair_cluster  # noqa: F401 - REPAIR_LEVELS: the DAG's param enum
+from antdb_k8s.services.repair import repair_cluster
 
 
 class RepairTopologyOperator(AntDBBaseOperator):

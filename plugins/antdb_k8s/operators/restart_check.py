@@ -1,8 +1,8 @@
 """The restart check's tasks: precheck, record, restart, assert unchanged, drop the check table.
 
-Discovery, verification, readiness and the table SQL are the package's existing ones
-(`members_from_pgclusters` + `topology_from_services`, `verify_cluster`, `read_readiness`,
-`SmokeSql`); this module only orders them around a pod deletion.
+Discovery, verification, the pod replacement and the waits are the package's services
+(`discover`, `verify_cluster`, `replace_pod`, `wait_until`) and the table SQL is `SmokeSql`;
+this module only orders them around a pod deletion.
 """
 
 from __future__ import annotations

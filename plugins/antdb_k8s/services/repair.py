@@ -26,7 +26,7 @@ from antdb_k8s.core.manifests import (
 from antdb_k8s.core.pgxc import PlanBlockedError, validate_topology
 from antdb_k8s.core.spec import parse_spec
 from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology
-from antdb_k8s.core.verify import VerificationReport, agtm_finding, first_line, role_order
+from antdb_k8s.core.verify import REPAIR_LEVELS, VerificationReport, agtm_finding, first_line, role_order
 from antdb_k8s.services.catalog import reconcile_catalog
 from antdb_k8s.services.discovery import discover
 from antdb_k8s.services.pods import replace_pod
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from antdb_k8s.hooks.kube import AntDBKubeHook
 
 log = logging.getLogger(__name__)
-REPAIR_LEVELS = ("off", "safe", "full")
 GC_MOVE_CHECKS = ("agtm_host", "config_map", "reachable")
 
 

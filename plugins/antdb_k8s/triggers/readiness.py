@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -80,8 +81,9 @@ class AntDBNodesReadyTrigger(BaseTrigger):
         if report.done or remaining <= 0:
             return report
         window = max(1, math.ceil(min(self.relist_interval, remaining)))
-        async with asyncio.timeout(window + STREAM_GRACE_SECONDS):
-            async for kind, pod in pods.watch_pods(self.namespace, DATABASE_POD_SELECTOR, version, window):
+        changes = pods.watch_pods(self.namespace, DATABASE_POD_SELECTOR, version, window)
+        async with asyncio.timeout(window + STREAM_GRACE_SECONDS), aclosing(changes):
+            async for kind, pod in changes:
                 if kind == "DELETED":
                     current.pop(pod["metadata"]["name"], None)
                 elif kind in ("ADDED", "MODIFIED"):

@@ -1,0 +1,94 @@
+"""What every DAG file shares when it wires tasks: params, tags, docs and retry defaults.
+
+DAG files import only operators and sensors (the layering contract), so the one params
+builder lives here: each DAG's form comes from one schema table in `core` (namespace
+schema, DNS-1123 pattern and bounds from `core.bounds`), built into `Param`s the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any, Mapping
+
+from airflow.sdk import Param
+
+
+BASE_TAGS = ("antdb", "kubernetes")
+DAY2 = "day-2"
+
+
+def build_params(schemas: Mapping[str, dict], defaults: Mapping[str, Any] | None = None) -> dict[str, Param]:
+    """One `Param` per schema; the default is `defaults[key]`, else the schema's own `default`."""
+    params = {}
+    for key, schema in schemas.items():
+        rest = {k: v for k, v in schema.items() if k != "default"}
+        default = defaults[key] if defaults is not None and key in defaults else schema.get("default")
+        params[key] = Param(copy.deepcopy(default), **copy.deepcopy(rest))
+    return params
+
+
+def _deploy() -> dict[str, Param]:
+    from antdb_k8s.core.params import PARAM_SCHEMAS, param_defaults
+
+    return build_params(PARAM_SCHEMAS, param_defaults())
+
+
+def _verify() -> dict[str, Param]:
+    from antdb_k8s.core.verify import VERIFY_PARAMS
+
+    return build_params(VERIFY_PARAMS)
+
+
+def _restart_check() -> dict[str, Param]:
+    from antdb_k8s.core.restart_check import RESTART_CHECK_PARAMS
+
+    return build_params(RESTART_CHECK_PARAMS)
+
+
+def _scale() -> dict[str, Param]:
+    from antdb_k8s.core.scale import PARAM_DEFAULTS, PARAM_SCHEMAS
+
+    return build_params(PARAM_SCHEMAS, PARAM_DEFAULTS)
+
+
+def _teardown() -> dict[str, Param]:
+    from antdb_k8s.core.teardown import TEARDOWN_PARAMS
+
+    return build_params(TEARDOWN_PARAMS)
+
+
+# Each DAG's schema table, imported only by the DAG file that asks for it.
+_FORMS = {"deploy_antdb": _deploy, "verify_antdb_topology": _verify, "antdb_restart_check": _restart_check,
+          "scale_antdb_coordinators": _scale, "teardown_antdb": _teardown}
+
+
+def dag_params(dag_id: str) -> dict[str, Param]:
+    """The trigger form of `dag_id` (fresh Params on every call)."""
+    return _FORMS[dag_id]()
+
+
+def dag_tags(purpose: str, *, day2: bool = True) -> list[str]:
+    """`antdb`, `kubernetes`, `day-2` for everything after the deploy, then the DAG's purpose."""
+    return [*BASE_TAGS, *([DAY2] if day2 else []), purpose]
+
+
+def default_args(retry_delay: float = 20, exponential: bool = True) -> dict:
+    """Retries for transient faults; refusals are AirflowFailException and are never retried."""
+    return {"retries": 2, "retry_delay": timedelta(seconds=retry_delay), "retry_exponential_backoff": exponential}
+
+
+def dag_settings(dag_id: str, purpose: str, doc: str | None, *, day2: bool = True, schedule: Any = None,
+                 retry_delay: float = 20, exponential: bool = True, task_failure_callback: Any = None,
+                 **kwargs: Any) -> dict[str, Any]:
+    """`DAG(**dag_settings(...))`: one run at a time, no catch-up, the DAG's form, tags, docs and retries.
+
+    `doc` is the DAG file's docstring (`__doc__`), shown as the DAG's documentation;
+    `task_failure_callback` becomes every task's `on_failure_callback`.
+    """
+    task_defaults = default_args(retry_delay, exponential)
+    if task_failure_callback is not None:
+        task_defaults["on_failure_callback"] = task_failure_callback
+    return {"dag_id": dag_id, "schedule": schedule, "catchup": False, "max_active_runs": 1,
+            "tags": dag_tags(purpose, day2=day2), "doc_md": doc, "default_args": task_defaults,
+            "params": dag_params(dag_id), **kwargs}
