@@ -133,7 +133,8 @@ def test_gc_pod_restart_changes_nothing_and_loses_nothing(module_cluster):
     # Ready, not just created: the ReplicaSet makes the replacement at once, while the old
     # pod's database is still being stopped (and still answers).
     wait_until(lambda: replacement_ready(cluster, "gc", old_pod)
-               and cluster.query(NS, "cn1", "SELECT count(*) FROM restart_check")[0][0] == 10000,
+               and cluster.query(NS, "cn1", "SELECT count(*) FROM restart_check")[0][0] == 10000
+               and cluster.query(NS, "gc", "SELECT count(*) FROM restart_check")[0][0] == 10000,
                120, "the replacement gc pod to serve queries")
 
     assert cluster.database_pods(NS)["gc"] != old_pod

@@ -114,7 +114,7 @@ def test_hook_connects_through_kubeconfig_connection(api, monkeypatch):
     hook = KubernetesHook(conn_id="kubeapi_test")
     ok, message = hook.test_connection()
     assert ok is True, message
-    assert ("GET", "/version/", {}) in api.requests
+    assert ("GET", "/version/", {}) in [(r.method, r.path, r.query) for r in api.requests]
     names = [ns.metadata.name for ns in hook.core_v1_client.list_namespace().items]
     assert names == ["default", "kube-public", "kube-system"]
 

@@ -522,7 +522,9 @@ def run_host_prep(store: ObjectStore, sim: ClusterSimulator, server: KubeApiServ
     name = store.create(pod)["metadata"]["name"]
     sim.wait_idle()
     phase = store.get("v1", "Pod", "default", name)["status"]["phase"]
-    with urllib.request.urlopen(f"{server.url}/api/v1/namespaces/default/pods/{name}/log", timeout=5) as resp:
+    request = urllib.request.Request(f"{server.url}/api/v1/namespaces/default/pods/{name}/log",
+                                     headers={"Authorization": f"Bearer {server.admin_token}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         text = resp.read().decode()
     report = {}
     for line in text.splitlines():

@@ -20,9 +20,17 @@ from typing import Any
 
 import psycopg
 
+import yaml
+
 from tests.support import secret_scan
 from tests.support.kubeapi import KubeApiServer, ObjectStore
 from tests.support.sim import ClusterSimulator
+
+INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
+AIRFLOW_RBAC_FILE = INCLUDE_DIR / "rbac" / "airflow-antdb.yaml"
+OPERATOR_FILE = INCLUDE_DIR / "operator" / "postgres-operator.yaml"
+# Only needed when the package installs the operator (`operator.install: true`).
+INSTALL_BINDING = "antdb-airflow-operator-install"
 
 _NETWORKS = itertools.cycle(range(40, 255))  # third octet of each cluster's 127.0.N.0/24
 _NETWORK_LOCK_DIR = Path(tempfile.gettempdir()) / "antdb-test-networks"
@@ -44,9 +52,10 @@ class TestCluster:
     api: KubeApiServer
     sim: ClusterSimulator
     backend: Any
-    kubeconfig: str
+    kubeconfig: str            # kubernetes_default's: the Airflow ServiceAccount's token
     workdir: str
     env: dict[str, str] = field(default_factory=dict)
+    admin_kubeconfig: str = ""  # the test harness's (system:masters)
     operator_api: KubeApiServer | None = None      # the real operator's listener on the same store
 
     # --- Kubernetes side --------------------------------------------------------------
@@ -122,7 +131,10 @@ def xcom_values(run) -> list[tuple[str, str]]:
     return [(task_id, json.dumps(value, default=str)) for task_id, value in rows]
 
 
-def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2) -> TestCluster:
+def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2,
+                  airflow_rbac: list[dict] | None = None) -> TestCluster:
+    """A started cluster whose `kubernetes_default` is Airflow's ServiceAccount, granted
+    exactly `include/rbac/airflow-antdb.yaml` (or the `airflow_rbac` documents given)."""
     network, lock_fd = _reserve_network()
     workdir = tempfile.mkdtemp(prefix="antdb-cluster-")
     _held_networks[workdir] = lock_fd
@@ -131,7 +143,6 @@ def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2) 
     store.add_listener(secret_scan.remember_secrets)  # the session-end scan looks for these too
     api = KubeApiServer(store).start()
     backend = make_backend(os.path.join(workdir, "nodes"))
-    kubeconfig = api.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
     # The operator pod reaches the same store through a listener of its own (two apiserver
     # replicas over one etcd), so `api.requests` holds what the package and the tests sent and
     # `operator_api.requests` what the real operator sent.
@@ -140,13 +151,65 @@ def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2) 
     sim = ClusterSimulator(store, backend, kubeconfig=operator_kubeconfig, workdir=workdir, ready_delay=ready_delay)
     sim.seed(operator_installed=operator_installed)
     sim.start()
+    documents = airflow_rbac if airflow_rbac is not None else airflow_rbac_documents()
+    if operator_installed:   # least privilege: the install grant is bound only where it is used
+        documents = [d for d in documents if not (d["kind"] == "ClusterRoleBinding"
+                                                  and d["metadata"]["name"] == INSTALL_BINDING)]
+    kubeconfig = airflow_kubeconfig(api, documents, os.path.join(workdir, "kubeconfig"))
     env = {
         "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes",
                                                        "extra": {"kube_config_path": kubeconfig}}),
         "AIRFLOW_CONN_ANTDB_DEFAULT": json.dumps({"conn_type": "postgres", "login": SUPERUSER,
                                                   "password": PASSWORD, "schema": "postgres"}),
     }
-    return TestCluster(store, api, sim, backend, kubeconfig, workdir, env, operator_api)
+    admin = api.write_kubeconfig(os.path.join(workdir, "kubeconfig-admin"))
+    return TestCluster(store, api, sim, backend, kubeconfig, workdir, env, admin, operator_api)
+
+
+def airflow_rbac_documents() -> list[dict]:
+    """include/rbac/airflow-antdb.yaml, as documents (tests may edit a copy)."""
+    return [d for d in yaml.safe_load_all(AIRFLOW_RBAC_FILE.read_text(encoding="utf-8")) if d]
+
+
+def airflow_kubeconfig(api: KubeApiServer, rbac_documents: list[dict], path: str) -> str:
+    """Create the ServiceAccounts the documents' bindings name (and their namespaces), apply
+    the documents as an administrator would, and write a kubeconfig with the token of the
+    first ServiceAccount subject (the Airflow worker)."""
+    subjects = [s for d in rbac_documents for s in d.get("subjects") or [] if s.get("kind") == "ServiceAccount"]
+    if not subjects:
+        raise ValueError("the Airflow RBAC documents bind no ServiceAccount")
+    for subject in subjects:
+        _create_missing(api.store, {"apiVersion": "v1", "kind": "Namespace",
+                                    "metadata": {"name": subject["namespace"]}})
+        _create_missing(api.store, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                    "metadata": {"name": subject["name"], "namespace": subject["namespace"]}})
+    for document in rbac_documents:
+        _create_missing(api.store, document)
+    token = api.service_account_token(subjects[0]["namespace"], subjects[0]["name"])
+    return api.write_kubeconfig(path, token=token)
+
+
+def operator_kubeconfig(cluster: TestCluster, path: str | os.PathLike | None = None,
+                        operator_namespace: str = "pgo") -> str:
+    """A kubeconfig for the postgres-operator process: the token of the ServiceAccount that
+    include/operator defines (`postgres-operator` in `operator_namespace`), so the operator
+    runs with exactly the ClusterRole the package installs. The ServiceAccount must exist
+    (seeded with `operator_installed=True`, or created by `ensure_operator`)."""
+    docs = [d for d in yaml.safe_load_all(OPERATOR_FILE.read_text(encoding="utf-8")) if d]
+    account = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    token = cluster.api.service_account_token(operator_namespace, account)
+    target = path or os.path.join(cluster.workdir, "kubeconfig-operator")
+    return cluster.api.write_kubeconfig(target, namespace=operator_namespace, token=token)
+
+
+def _create_missing(store: ObjectStore, obj: dict) -> None:
+    from tests.support.kubeapi import ApiError
+
+    try:
+        store.create(obj)
+    except ApiError as err:
+        if err.code != 409:
+            raise
 
 
 def operator_log_report(cluster: TestCluster, tail: int = 200) -> str:

@@ -33,6 +33,12 @@ class KubeError(RuntimeError):
         super().__init__(f"Kubernetes API {status} {reason}: {message}")
 
 
+class KubeRefused(KubeError):
+    """The API refused the request (400, 401, 403, 405, 410, 415, 422): waiting cannot fix it,
+    so the hook's retry policy (hooks/retry.py) never repeats it and `task_error` makes the
+    task fail without task retries. Fix the request, the RBAC or the token."""
+
+
 class KubernetesUnavailable(RuntimeError):
     """A transient failure, reworded; plain RuntimeError so Airflow retries the task."""
 

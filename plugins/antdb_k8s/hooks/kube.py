@@ -2,15 +2,18 @@
 
 Objects travel as plain dicts (what `include/` manifests and `core.manifests` produce),
 through the real client's `ApiClient.call_api`, so every kind the package touches goes
-through one code path. The provider's helpers retry 409 as if it were transient; here
-existence is decided explicitly (get, then create or patch), so a re-run never depends on
-a retried conflict.
+through one code path, and through one retry policy (hooks/retry.py): transient failures
+(429, 5xx, lost connections) are retried there, refusals raise `KubeRefused` at once (the
+task fails without task retries). The provider's helpers retry 409 as if it were transient;
+here existence is decided explicitly (get, then create or patch) and a conflict is answered
+by re-reading: `apply` and `ensure` re-read on AlreadyExists and Conflict.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterable, Mapping
@@ -19,7 +22,8 @@ from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from kubernetes.client.rest import ApiException
 
 from antdb_k8s.core.drift import contains, spec_drift  # noqa: F401 - spec_drift: part of this module's API
-from antdb_k8s.hooks.errors import KubeError
+from antdb_k8s.hooks.errors import KubeError, KubeRefused
+from antdb_k8s.hooks.retry import DEFAULT_POLICY, REFUSAL_STATUS, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +85,23 @@ def _error_from(exc: ApiException) -> KubeError:
         body = json.loads(exc.body or "{}")
     except ValueError:
         body = {}
-    return KubeError(exc.status or 0, body.get("reason") or exc.reason or "", body.get("message") or str(exc.body or ""))
+    status = exc.status or 0
+    error = KubeRefused if status in REFUSAL_STATUS else KubeError
+    return error(status, body.get("reason") or exc.reason or "", body.get("message") or str(exc.body or ""))
+
+
+def _is(err: KubeError, status: int, reason: str) -> bool:
+    return err.status == status and err.reason == reason
 
 
 class AntDBKubeHook:
     """Get, list, create-or-patch, delete and read logs of Kubernetes objects as dicts."""
 
-    def __init__(self, kubernetes_conn_id: str = "kubernetes_default", request_timeout: float = 60):
+    def __init__(self, kubernetes_conn_id: str = "kubernetes_default", request_timeout: float = 60,
+                 retry_policy: RetryPolicy = DEFAULT_POLICY):
         self.kubernetes_conn_id = kubernetes_conn_id
         self.request_timeout = request_timeout  # seconds per API call; the UI asks for a short one
+        self.retry_policy = retry_policy
 
     @cached_property
     def provider_hook(self) -> KubernetesHook:
@@ -97,20 +109,47 @@ class AntDBKubeHook:
 
     @cached_property
     def api_client(self):
-        return self.provider_hook.get_conn()
+        client = self.provider_hook.get_conn()
+        # urllib3 would retry some connection errors itself: only retry.py decides.
+        client.configuration.retries = False
+        client.rest_client.pool_manager.connection_pool_kw["retries"] = False
+        return client
 
     def _call(self, method: str, path: str, body: Any = None, query: Iterable[tuple] = (),
-              content_type: str = "application/json", raw: bool = False) -> Any:
+              content_type: str = "application/json", raw: bool = False, repeatable: bool = True) -> Any:
+        """One API call under the retry policy; `repeatable` False for a request that must not
+        be sent twice when its effect is unknown (a generateName create)."""
+        policy, waited, attempt = self.retry_policy, 0.0, 0
+        while True:
+            attempt += 1
+            try:
+                return self._send(method, path, body, list(query), content_type, raw)
+            except ApiException as exc:
+                error = _error_from(exc)
+                if not policy.transient_status(error.status):
+                    raise error from None
+                delay = policy.delay_for(attempt, error.status, (exc.headers or {}).get("Retry-After"))
+                failure: Exception = error
+            except Exception as exc:  # noqa: BLE001 - classified by the policy; the rest re-raised
+                if not policy.connection_error_is_transient(exc, repeatable):
+                    raise
+                delay, failure = policy.delay_for(attempt, None, None), exc
+            if attempt >= policy.attempts or waited + delay > policy.budget:
+                raise KubeError(getattr(failure, "status", 0), "RetriesExhausted",
+                                f"{method} {path} still failing after {attempt} attempts: {failure}") from None
+            log.warning("Kubernetes API %s %s failed (%s); retry %d of %d in %.1fs",
+                        method, path, failure, attempt, policy.attempts - 1, delay)
+            time.sleep(delay)
+            waited += delay
+
+    def _send(self, method: str, path: str, body: Any, query: list, content_type: str, raw: bool) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        try:
-            result = self.api_client.call_api(
-                path, method, query_params=list(query), header_params=headers, body=body,
-                response_types_map={200: "object", 201: "object", 202: "object"} if not raw else None,
-                auth_settings=["BearerToken"], _return_http_data_only=True, _preload_content=not raw,
-                _request_timeout=self.request_timeout,
-            )
-        except ApiException as exc:
-            raise _error_from(exc) from None
+        result = self.api_client.call_api(
+            path, method, query_params=query, header_params=headers, body=body,
+            response_types_map={200: "object", 201: "object", 202: "object"} if not raw else None,
+            auth_settings=["BearerToken"], _return_http_data_only=True, _preload_content=not raw,
+            _request_timeout=self.request_timeout,
+        )
         return result.data.decode() if raw else result
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
@@ -131,11 +170,26 @@ class AntDBKubeHook:
     def create(self, obj: Mapping, dry_run: bool = False) -> dict:
         meta = obj["metadata"]
         path = _path(_kind_info(obj["apiVersion"], obj["kind"]), meta.get("namespace"))
-        return self._call("POST", path, body=dict(obj), query=[("dryRun", "All")] if dry_run else [])
+        return self._call("POST", path, body=dict(obj), query=[("dryRun", "All")] if dry_run else [],
+                          repeatable=bool(meta.get("name")))
 
     def patch(self, api_version: str, kind: str, name: str, patch: Mapping, namespace: str | None = None) -> dict:
+        """Merge-patch. On 409 Conflict (someone wrote in between) the object is re-read and,
+        while it still exists, the same patch is sent again: a merge patch without a
+        resourceVersion does not depend on what was read. One with a resourceVersion is the
+        caller's to recompute, so its conflict is raised."""
         path = _path(_kind_info(api_version, kind), namespace, name)
-        return self._call("PATCH", path, body=dict(patch), content_type="application/merge-patch+json")
+        for attempt in range(1, self.retry_policy.attempts + 1):
+            try:
+                return self._call("PATCH", path, body=dict(patch), content_type="application/merge-patch+json")
+            except KubeError as err:
+                pinned = bool((patch.get("metadata") or {}).get("resourceVersion"))
+                if not _is(err, 409, "Conflict") or pinned or attempt == self.retry_policy.attempts:
+                    raise
+                log.warning("%s %s changed while patching (409 Conflict): re-reading", kind, name)
+                if self.get(api_version, kind, name, namespace) is None:
+                    raise
+        raise AssertionError("unreachable")
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete with background propagation; False when it was already gone."""
@@ -157,9 +211,15 @@ class AntDBKubeHook:
         meta = obj["metadata"]
         current = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         if current is None:
-            self.create(obj)
-            log.info("created %s %s", obj["kind"], meta["name"])
-            return "created"
+            try:
+                self.create(obj)
+            except KubeError as err:
+                if not _is(err, 409, "AlreadyExists"):
+                    raise
+                current = self._reread(obj)
+            else:
+                log.info("created %s %s", obj["kind"], meta["name"])
+                return "created"
         desired = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")}
         if contains(current, desired):
             log.info("%s %s is up to date", obj["kind"], meta["name"])
@@ -196,6 +256,21 @@ class AntDBKubeHook:
         current = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         if current is not None:
             return "exists", current
-        created = self.create(obj)
+        try:
+            created = self.create(obj)
+        except KubeError as err:
+            if not _is(err, 409, "AlreadyExists"):
+                raise
+            return "exists", self._reread(obj)
         log.info("created %s %s", obj["kind"], meta["name"])
         return "created", created
+
+    def _reread(self, obj: Mapping) -> dict:
+        """After 409 AlreadyExists (a retried create that had landed, or a concurrent writer)."""
+        meta = obj["metadata"]
+        log.info("%s %s already exists (409): re-reading it", obj["kind"], meta["name"])
+        current = self.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if current is None:
+            raise KubeError(409, "AlreadyExists", f"{obj['kind']} {meta['name']} exists but cannot be read")
+        return current
+

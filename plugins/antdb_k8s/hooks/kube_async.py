@@ -15,7 +15,8 @@ from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHo
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.rest import ApiException
 
-from antdb_k8s.hooks.errors import KubeError
+from antdb_k8s.hooks.errors import KubeError, KubeRefused
+from antdb_k8s.hooks.retry import REFUSAL_STATUS
 
 
 def _error_from(exc: ApiException) -> KubeError:
@@ -23,7 +24,9 @@ def _error_from(exc: ApiException) -> KubeError:
         body = json.loads(exc.body or "{}")
     except (TypeError, ValueError):
         body = {}
-    return KubeError(exc.status or 0, body.get("reason") or exc.reason or "", body.get("message") or str(exc.body or ""))
+    status = exc.status or 0
+    error = KubeRefused if status in REFUSAL_STATUS else KubeError   # the one policy's refusals (hooks/retry.py)
+    return error(status, body.get("reason") or exc.reason or "", body.get("message") or str(exc.body or ""))
 
 
 class AsyncPodClient:

@@ -85,6 +85,11 @@ class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
                                                                 time.time() - started), what=", ".join(self.node_list))
 
     def execute_complete(self, context: Any, event: dict | None = None) -> dict:
+        if event and event.get("status") == "refused":
+            from antdb_k8s.hooks.errors import KubeRefused
+
+            raise KubeRefused(int(event.get("code") or 403), "Refused",
+                              event.get("message") or "the Kubernetes API refused the readiness watch")
         if not event or event.get("status") != "success":
             raise TimeoutError((event or {}).get("message") or "readiness trigger ended without an event")
         self.log.info("%s", event["message"])

@@ -47,6 +47,7 @@ class AntDBNodesReadyTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from antdb_k8s.hooks.errors import KubeRefused
         from antdb_k8s.hooks.kube_async import AsyncAntDBKubeHook
 
         hook, report = AsyncAntDBKubeHook(self.kubernetes_conn_id), None
@@ -61,6 +62,9 @@ class AntDBNodesReadyTrigger(BaseTrigger):
                     if time.time() >= self.deadline:
                         yield TriggerEvent({"status": "timeout", "message": await self._timeout_message(pods, report)})
                         return
+            except KubeRefused as exc:  # 401/403/...: waiting cannot heal it, so the wait ends now
+                yield TriggerEvent({"status": "refused", "code": exc.status, "message": str(exc)})
+                return
             except Exception as exc:  # noqa: BLE001 - a transient API error or dropped watch must not end the wait
                 self.log.warning("could not follow pods in %s: %s", self.namespace, exc)
                 if time.time() >= self.deadline:

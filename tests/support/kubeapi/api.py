@@ -7,6 +7,7 @@ URL grammar (as the real API): `/api/v1/...` or `/apis/<group>/<version>/...`, t
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -15,6 +16,7 @@ import yaml
 from . import discovery, patching
 from .admission import check_type_fields
 from .errors import ApiError, bad_request, method_not_allowed, no_such_resource
+from .rbac import RbacAuthorizer, UserInfo, check_escalation
 from .resources import ResourceType
 from .store import ObjectStore
 from .subresources import delete_response, get_scale, list_body, patch_scale, replace_scale
@@ -30,12 +32,31 @@ class Response:
     content_type: str = "application/json"
 
 
+class StreamSignal:
+    """Ends one stream: when the server stops, or when a test cuts it (`dropped`)."""
+
+    def __init__(self, stopping: threading.Event, registry: set["StreamSignal"],
+                 lock: threading.Lock) -> None:
+        self.stopping, self.dropped = stopping, threading.Event()
+        self._registry, self._lock = registry, lock
+        with lock:
+            registry.add(self)
+
+    def is_set(self) -> bool:
+        return self.stopping.is_set() or self.dropped.is_set()
+
+    def release(self) -> None:
+        with self._lock:
+            self._registry.discard(self)
+
+
 @dataclass
 class Stream:
     """A chunked streaming response (watch, followed logs)."""
 
     chunks: Iterator[bytes]
     content_type: str = "application/json"
+    signal: StreamSignal | None = None
 
 
 @dataclass(frozen=True)
@@ -54,13 +75,39 @@ def json_response(code: int, doc: Any) -> Response:
 class ApiHandler:
     """One per server: turns (method, path, query, headers, body) into a Response or Stream."""
 
-    def __init__(self, store: ObjectStore, server_address: str, stopping: Any) -> None:
+    def __init__(self, store: ObjectStore, server_address: str, stopping: threading.Event,
+                 authorizer: RbacAuthorizer | None = None) -> None:
         self.store = store
         self.server_address = server_address
-        self.stopping = stopping          # threading.Event set when the server stops
+        self.stopping = stopping          # set when the server stops
+        self.authorizer = authorizer or RbacAuthorizer(store)
+        self._streams: set[StreamSignal] = set()
+        self._streams_lock = threading.Lock()
+
+    def _watch(self, rt: ResourceType, namespace: str | None, query: dict[str, str]) -> Stream:
+        signal = StreamSignal(self.stopping, self._streams, self._streams_lock)
+        try:
+            return Stream(watch_stream(self.store, rt, namespace, query, signal), signal=signal)
+        except BaseException:
+            signal.release()
+            raise
+
+    def drop_streams(self) -> int:
+        """Cut every open watch stream; returns how many were open."""
+        with self._streams_lock:
+            open_now = list(self._streams)
+        for signal in open_now:
+            signal.dropped.set()
+        self.store.wake_watchers()
+        return len(open_now)
+
+    def _guard(self, user: UserInfo | None, obj: Any) -> None:
+        """RBAC escalation prevention for Role/ClusterRole/binding writes (rbac.check_escalation)."""
+        check_escalation(self.authorizer, user, obj)
 
     def handle(self, method: str, path: str, query: dict[str, str], content_type: str,
-               body: bytes) -> Response | Stream:
+               body: bytes, user: UserInfo | None = None) -> Response | Stream:
+        """`user` None: a privileged caller (no escalation checks)."""
         segs = [s for s in path.split("/") if s]
         if segs and segs[0] == "version" and len(segs) == 1:
             return json_response(200, discovery.VERSION_INFO)
@@ -78,7 +125,7 @@ class ApiHandler:
                 raise no_such_resource()
             return json_response(200, doc)
         route = self._route(group, version, rest)
-        return self._dispatch(method, route, query, content_type, body)
+        return self._dispatch(method, route, query, content_type, body, user)
 
     def _discovery_root(self, segs: list[str]) -> Response:
         types = self.store.served_types()
@@ -115,18 +162,18 @@ class ApiHandler:
     # ------------------------------------------------------------ verbs
 
     def _dispatch(self, method: str, route: Route, query: dict[str, str], content_type: str,
-                  body: bytes) -> Response | Stream:
+                  body: bytes, user: UserInfo | None) -> Response | Stream:
         dry_run = query.get("dryRun") == "All"
         if method == "GET":
             return self._get(route, query)
         if route.rtype.namespaced and route.namespace is None:
             raise method_not_allowed(method)
         if method == "POST" and route.name is None:
-            return self._create(route, _json(body), dry_run)
+            return self._create(route, _json(body), dry_run, user)
         if method == "PUT" and route.name is not None:
-            return self._replace(route, _json(body), dry_run)
+            return self._replace(route, _json(body), dry_run, user)
         if method == "PATCH" and route.name is not None:
-            return self._patch(route, query, content_type, body, dry_run)
+            return self._patch(route, query, content_type, body, dry_run, user)
         if method == "DELETE":
             return self._delete(route, query, body, dry_run)
         raise method_not_allowed(method)
@@ -136,10 +183,10 @@ class ApiHandler:
         if route.watch and route.name is not None and not route.sub:   # legacy /watch/.../<name>
             query = {**query, "fieldSelector": ",".join(
                 f for f in (query.get("fieldSelector"), f"metadata.name={route.name}") if f)}
-            return Stream(watch_stream(self.store, rt, route.namespace, query, self.stopping))
+            return self._watch(rt, route.namespace, query)
         if route.name is None:
             if route.watch or query.get("watch") in _TRUE:
-                return Stream(watch_stream(self.store, rt, route.namespace, query, self.stopping))
+                return self._watch(rt, route.namespace, query)
             items, rv = self.store.list_with_version(
                 rt.api_version, rt.kind, route.namespace, query.get("labelSelector"),
                 query.get("fieldSelector"))
@@ -157,13 +204,16 @@ class ApiHandler:
             return json_response(200, get_scale(rt, obj))
         return json_response(200, obj)
 
-    def _create(self, route: Route, body: Any, dry_run: bool) -> Response:
+    def _create(self, route: Route, body: Any, dry_run: bool, user: UserInfo | None) -> Response:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         check_type_fields(route.rtype, body)
+        if route.namespace:
+            body.setdefault("metadata", {}).setdefault("namespace", route.namespace)
+        self._guard(user, body)
         return json_response(201, self.store.create(body, route.namespace, dry_run=dry_run))
 
-    def _replace(self, route: Route, body: Any, dry_run: bool) -> Response:
+    def _replace(self, route: Route, body: Any, dry_run: bool, user: UserInfo | None) -> Response:
         rt = route.rtype
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
@@ -179,10 +229,11 @@ class ApiHandler:
         if route.namespace:
             meta["namespace"] = route.namespace
         check_type_fields(rt, body)
+        self._guard(user, body)
         return json_response(200, self.store.replace(body, dry_run=dry_run, subresource=route.sub))
 
     def _patch(self, route: Route, query: dict[str, str], content_type: str, body: bytes,
-               dry_run: bool) -> Response:
+               dry_run: bool, user: UserInfo | None) -> Response:
         rt = route.rtype
         ptype = patching.CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
         if ptype is None:
@@ -194,12 +245,16 @@ class ApiHandler:
         if route.sub == "scale":
             return json_response(200, patch_scale(self.store, rt, route, doc, ptype, dry_run))
         if ptype == patching.APPLY:
-            return self._apply(route, query, doc, dry_run)
+            return self._apply(route, query, doc, dry_run, user)
+        if user is not None and rt.group == "rbac.authorization.k8s.io":
+            self._guard(user, self.store.patch(rt.api_version, rt.kind, route.namespace,
+                                               route.name, doc, ptype, dry_run=True))
         return json_response(200, self.store.patch(rt.api_version, rt.kind, route.namespace,
                                                    route.name, doc, ptype, dry_run=dry_run,
                                                    subresource=route.sub))
 
-    def _apply(self, route: Route, query: dict[str, str], doc: Any, dry_run: bool) -> Response:
+    def _apply(self, route: Route, query: dict[str, str], doc: Any, dry_run: bool,
+               user: UserInfo | None) -> Response:
         """Server-side apply, approximated: create if absent, else a (strategic) merge."""
         rt = route.rtype
         if not query.get("fieldManager"):
@@ -214,8 +269,14 @@ class ApiHandler:
                 raise
             doc.setdefault("metadata", {}).setdefault("name", route.name)
             check_type_fields(rt, doc)
+            if route.namespace:
+                doc["metadata"].setdefault("namespace", route.namespace)
+            self._guard(user, doc)
             return json_response(201, self.store.create(doc, route.namespace, dry_run=dry_run))
         ptype = patching.MERGE if rt.crd is not None else patching.STRATEGIC
+        if user is not None and rt.group == "rbac.authorization.k8s.io":
+            self._guard(user, self.store.patch(rt.api_version, rt.kind, route.namespace,
+                                               route.name or "", doc, ptype, dry_run=True))
         return json_response(200, self.store.patch(rt.api_version, rt.kind, route.namespace,
                                                    route.name or "", doc, ptype, dry_run=dry_run,
                                                    subresource=route.sub))
