@@ -9,6 +9,7 @@ and wait with deadlines. pgxc_node is changed only through the one planner and a
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from datetime import datetime, timezone
@@ -16,11 +17,13 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL
+from antdb_k8s.core.clone import (backup_job_selector, backup_request, backup_task_name, backup_verdict,
+                                  clone_verdict, custom_parameters, dcs_parameters_missing, pgconf_volumes_with)
+from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL, dcs_config_name
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
 from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary, plan_pgxc_changes
-from antdb_k8s.core.scale import (CRUNCHY_API, USER_RELATIONS_SQL, ScalePlan, ScaleRefused, catalog_differences,
-                                  clone_progress, clone_request, plan_scale, removal_steps, timeouts_from,
+from antdb_k8s.core.scale import (CRUNCHY_API, PGO_USER, USER_RELATIONS_SQL, ScalePlan, ScaleRefused,
+                                  catalog_differences, clone_progress, clone_request, plan_scale, removal_steps, timeouts_from,
                                   validate_request)
 from antdb_k8s.core.sql import render_plan
 from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError, members_from_pgclusters, \
@@ -31,7 +34,6 @@ from antdb_k8s.operators.verify import verify_cluster
 from antdb_k8s.triggers.readiness import describe_timeout, read_readiness
 
 PGTASK_CRD = "pgtasks.crunchydata.com"
-FAILURE_REASON = "CloneClusterFailure"
 
 
 class _PlanOperator(AntDBBaseOperator):
@@ -89,11 +91,17 @@ class PlanScaleOperator(AntDBBaseOperator):
 
 
 class CloneCoordinatorsOperator(_PlanOperator):
-    """Scale-out: one `pgo clone` per new coordinator (a clone-step1 Pgtask), then wait for it.
+    """Scale-out: per new coordinator one `pgo clone` of the source (the real operator's
+    three-step workflow), after a fresh backup of the source, then wait until it serves.
 
-    The operator restores the source's data into the new PVC and creates the new Pgcluster,
-    so the new coordinator starts with the source's catalog: every table already there.
-    A clone already running (an earlier try) is waited for, not submitted again.
+    Why a fresh backup first: the operator restores the clone from the source's latest
+    pgBackRest backup, which is the one taken when the source was created, before any table
+    existed. A backup taken now makes the new coordinator carry today's catalog.
+    Why the custom config is restored: the operator creates the clone's Pgcluster without
+    `customconfig`, and without it an AntDB coordinator has no agtm_host (see core.clone).
+    A failed step is read from what the operator and its Jobs write (core.clone verdicts) and
+    fails the task at once, naming the step; a clone already running (an earlier try) is
+    waited for, not submitted again.
     """
 
     def execute(self, context: Any) -> dict:
@@ -107,17 +115,80 @@ class CloneCoordinatorsOperator(_PlanOperator):
         if not report.done:
             raise RuntimeError(f"clone source {plan.source} is not Ready ({report.progress_line()}); try again later")
         attempt = f"{context['run_id']}/{context['ti'].try_number}"
+        to_submit = [n for n in plan.add if self._needs_clone(plan.namespace, n)]
+        backup = self._fresh_backup(plan, timeouts) if to_submit else "not needed (clones already under way)"
         requests = {name: self._ensure_clone(plan, name, attempt) for name in plan.add}
         self._wait(plan, timeouts)
         for name in plan.add:
             self._label(plan.namespace, name)
-        return {"cloned": list(plan.add), "source": plan.source, "requests": requests}
+        return {"cloned": list(plan.add), "source": plan.source, "backup": backup, "requests": requests}
 
     def _require_clone_support(self, namespace: str) -> None:
         if self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", PGTASK_CRD) is None:
             raise AirflowFailException(
                 f"CRD {PGTASK_CRD} is not installed, so no clone can be requested in {namespace}: re-run "
                 "deploy_antdb with operator.install: true, or apply include/crd/pgtasks.crunchydata.com.yaml")
+
+    def _needs_clone(self, namespace: str, name: str) -> bool:
+        if self.kube.get(CRUNCHY_API, "Pgcluster", name, namespace) is not None:
+            return False
+        return not self._progress(namespace, name).ongoing
+
+    # ------------------------------------------------------------ the fresh backup
+
+    def _fresh_backup(self, plan: ScalePlan, timeouts: dict[str, int]) -> str:
+        """`pgo backup <source>`: old task and Jobs deleted, a new task, its Job awaited."""
+        namespace, source = plan.namespace, plan.source
+        repo_pods = [p for p in self.listed("v1", "Pod", namespace, f"pg-cluster={source},pgo-backrest-repo=true")
+                     if (p.get("status") or {}).get("phase") == "Running"]
+        if len(repo_pods) != 1:
+            raise RuntimeError(f"{source} has {len(repo_pods)} running pgBackRest repository pods, need 1: is "
+                               f"pgBackRest on for it (label pgo-backrest=true) and its repo Deployment up?")
+        old_jobs = {j["metadata"]["uid"] for j in self.listed("batch/v1", "Job", namespace,
+                                                              backup_job_selector(source))}
+        self.kube.delete(CRUNCHY_API, "Pgtask", backup_task_name(source), namespace)
+        for uid in old_jobs:
+            self._delete_job(namespace, uid, source)
+        self._wait_for(lambda: not self.listed("batch/v1", "Job", namespace, backup_job_selector(source)),
+                       timeouts["removal"], f"the earlier backup Jobs of {source} to be deleted")
+        pgcluster = self.kube.get(CRUNCHY_API, "Pgcluster", source, namespace) or {}
+        identifier = ((pgcluster.get("metadata") or {}).get("labels") or {}).get("pg-cluster-id", "")
+        self.kube.create(backup_request(namespace, source, repo_pods[0]["metadata"]["name"], pgouser=PGO_USER,
+                                        identifier=identifier))
+        self.log.info("backup of %s requested (Pgtask %s)", source, backup_task_name(source))
+        started = time.monotonic()
+        while True:
+            task = self.kube.get(CRUNCHY_API, "Pgtask", backup_task_name(source), namespace)
+            job = self.kube.get("batch/v1", "Job", backup_task_name(source), namespace)
+            verdict = backup_verdict(task, job, datetime.now(timezone.utc))
+            if verdict.done:
+                self.log.info("backup of %s completed (Job %s)", source, backup_task_name(source))
+                return f"Job {backup_task_name(source)} completed"
+            if verdict.failure:
+                raise RuntimeError(f"{verdict.failure}: {self._job_log(namespace, verdict.job)}. Fix the cause "
+                                   f"(the Job's pod log above) and run again")
+            self._pause(started, timeouts, verdict.waiting)
+
+    def _delete_job(self, namespace: str, uid: str, source: str) -> None:
+        for job in self.listed("batch/v1", "Job", namespace, backup_job_selector(source)):
+            if job["metadata"]["uid"] == uid:
+                self.kube.delete("batch/v1", "Job", job["metadata"]["name"], namespace)
+
+    def _wait_for(self, done, seconds: int, what: str) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {seconds}s waiting for {what}")
+            time.sleep(0.5)
+
+    def _pause(self, started: float, timeouts: dict[str, int], waiting: str) -> None:
+        waited = time.monotonic() - started
+        if waited >= timeouts["clone_ready"]:
+            raise TimeoutError(f"still {waiting} after {int(waited)}s (timeouts.clone_ready)")
+        self.log.info("%s", waiting)
+        time.sleep(min(timeouts["poke_interval"], max(timeouts["clone_ready"] - waited, 0.1)))
+
+    # ------------------------------------------------------------ the clone request
 
     def _ensure_clone(self, plan: ScalePlan, name: str, attempt: str) -> dict:
         namespace = plan.namespace
@@ -144,59 +215,100 @@ class CloneCoordinatorsOperator(_PlanOperator):
         return clone_progress(name, self.listed(CRUNCHY_API, "Pgtask", namespace, selector),
                               self.listed("batch/v1", "Job", namespace, selector), workflow_id)
 
-    def _latest_workflow(self, namespace: str, name: str) -> tuple[str | None, list[dict]]:
-        """The newest clone attempt's workflow id and its tasks (older failed attempts are history)."""
+    def _latest_workflow(self, namespace: str, name: str) -> str | None:
+        """The newest clone attempt's workflow id (older failed attempts are history)."""
         tasks = self.listed(CRUNCHY_API, "Pgtask", namespace, f"pg-cluster={name},pgo-clone=true")
         if not tasks:
-            return None, []
-        newest = max(tasks, key=lambda t: t["metadata"].get("creationTimestamp") or "")
-        workflow_id = (newest["spec"].get("parameters") or {}).get("workflowid")
-        return workflow_id, [t for t in tasks if (t["spec"].get("parameters") or {}).get("workflowid") == workflow_id]
-
-    def _clone_failure(self, namespace: str, name: str) -> str | None:
-        """A failed clone Job or a failure Event on a clone task of the newest attempt."""
-        workflow_id, tasks = self._latest_workflow(namespace, name)
-        progress = self._progress(namespace, name, workflow_id)
-        lines = [f"{e.get('message', '')}" for t in tasks for e in self.kube.events_for(namespace, t["metadata"]["name"])
-                 if e.get("reason") == FAILURE_REASON]
-        for job in progress.failed_jobs:
-            lines.append(f"Job {job} failed: {self._job_log(namespace, name, job)}")
-        if not lines:
             return None
-        return (f"clone of {name} from the operator failed: " + "; ".join(lines)
-                + f". Fix the cause, delete the clone Pgtasks of {name} (label pg-cluster={name}) if they are "
-                  "stuck, and run again")
+        newest = max(tasks, key=lambda t: t["metadata"].get("creationTimestamp") or "")
+        return (newest["spec"].get("parameters") or {}).get("workflowid")
 
-    def _job_log(self, namespace: str, name: str, job: str) -> str:
-        for pod in self.listed("v1", "Pod", namespace, f"pg-cluster={name}"):
-            owners = pod["metadata"].get("ownerReferences") or []
-            if any(o.get("kind") == "Job" and o.get("name") == job for o in owners):
-                try:
-                    return " ".join(self.kube.pod_log(namespace, pod["metadata"]["name"]).split())[-500:]
-                except KubeError:
-                    break
+    def _verdict(self, namespace: str, name: str):
+        workflow_id = self._latest_workflow(namespace, name)
+        if workflow_id is None:
+            return None
+        selector = f"pg-cluster={name}"
+        return clone_verdict(name, workflow_id, self.listed(CRUNCHY_API, "Pgtask", namespace, selector),
+                             self.listed("batch/v1", "Job", namespace, selector),
+                             self.kube.get(CRUNCHY_API, "Pgcluster", name, namespace) is not None,
+                             datetime.now(timezone.utc))
+
+    def _job_log(self, namespace: str, job: str | None) -> str:
+        if not job:
+            return "(no Job)"
+        for pod in self.listed("v1", "Pod", namespace, f"job-name={job}"):
+            try:
+                return " ".join(self.kube.pod_log(namespace, pod["metadata"]["name"]).split())[-500:]
+            except KubeError:
+                break
         return "(no pod log)"
 
+    # ------------------------------------------------------------ waiting, with the custom config restored
+
     def _wait(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
-        """Until every target coordinator has its Pgcluster and a Ready pod; bounded."""
+        """Until every target coordinator has its Pgcluster, its custom config and a Ready pod."""
         started = time.monotonic()
         while True:
+            pending = []
+            for name in plan.add:
+                verdict = self._verdict(plan.namespace, name)
+                if verdict is not None and verdict.failure:
+                    raise RuntimeError(f"{verdict.failure}: {self._job_log(plan.namespace, verdict.job)}. Fix the "
+                                       f"cause and run again (a new clone attempt replaces this one)")
+                if verdict is None or not verdict.done:
+                    pending.append(verdict.waiting if verdict else f"clone of {name}: not requested")
+                elif not self._restore_customconfig(plan, name):
+                    pending.append(f"{name}: its Deployment has not rolled out with the custom config yet")
             report = read_readiness(self.kube, plan.namespace, list(plan.target))
-            missing = [n for n in plan.add if self.kube.get(CRUNCHY_API, "Pgcluster", n, plan.namespace) is None]
-            if report.done and not missing:
+            if report.done and not pending:
                 self.log.info("%s", report.progress_line())
                 return
-            for name in missing:
-                failure = self._clone_failure(plan.namespace, name)
-                if failure:
-                    raise RuntimeError(failure)
             waited = time.monotonic() - started
             if waited >= timeouts["clone_ready"]:
-                progress = "; ".join(self._progress(plan.namespace, n).describe() for n in missing)
                 raise TimeoutError(describe_timeout(self.kube, plan.namespace, report, waited)
-                                   + (f"\n  {progress}" if progress else ""))
-            self.log.info("%s%s", report.progress_line(), f"; clone running for {', '.join(missing)}" if missing else "")
+                                   + "".join(f"\n  {line}" for line in pending))
+            self.log.info("%s%s", report.progress_line(), "".join(f"; {line}" for line in pending))
             time.sleep(min(timeouts["poke_interval"], max(timeouts["clone_ready"] - waited, 0.1)))
+
+    def _restore_customconfig(self, plan: ScalePlan, name: str) -> bool:
+        """Give the clone the source's customconfig (Pgcluster, pod template, Patroni DCS);
+        True once its Deployment runs a pod template that mounts it."""
+        namespace = plan.namespace
+        source = self.kube.get(CRUNCHY_API, "Pgcluster", plan.source, namespace) or {}
+        customconfig = (source.get("spec") or {}).get("customconfig") or ""
+        if not customconfig:
+            return True
+        clone = self.kube.get(CRUNCHY_API, "Pgcluster", name, namespace) or {}
+        if (clone.get("spec") or {}).get("customconfig") != customconfig:
+            self.kube.patch(CRUNCHY_API, "Pgcluster", name, {"spec": {"customconfig": customconfig}}, namespace)
+            self.log.info("%s: customconfig %s restored on the Pgcluster (the clone drops it)", name, customconfig)
+        self._restore_dcs_parameters(namespace, name, customconfig)
+        deployment = self.kube.get("apps/v1", "Deployment", name, namespace)
+        if deployment is None:
+            return False
+        volumes = pgconf_volumes_with(deployment["spec"]["template"]["spec"].get("volumes") or [], customconfig)
+        if volumes is not None:
+            self.kube.patch("apps/v1", "Deployment", name, {"spec": {"template": {"spec": {"volumes": volumes}}}},
+                            namespace)
+            self.log.info("%s: ConfigMap %s added to the pods' pgconf volume", name, customconfig)
+            return False
+        status = deployment.get("status") or {}
+        return (status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
+                and status.get("updatedReplicas", 0) >= 1)
+
+    def _restore_dcs_parameters(self, namespace: str, name: str, customconfig: str) -> None:
+        """Patroni's `<c>-config`, if a pod already bootstrapped it without the custom parameters."""
+        dcs = self.kube.get("v1", "ConfigMap", dcs_config_name(name), namespace)
+        custom = self.kube.get("v1", "ConfigMap", customconfig, namespace)
+        if dcs is None or custom is None:
+            return
+        text = (custom.get("data") or {}).get("postgres-ha.yaml") or ""
+        wanted = custom_parameters(text)
+        updated = dcs_parameters_missing(((dcs.get("metadata") or {}).get("annotations") or {}).get("config"), wanted)
+        if updated is not None:
+            self.kube.patch("v1", "ConfigMap", dcs_config_name(name),
+                            {"metadata": {"annotations": {"config": json.dumps(updated, sort_keys=True)}}}, namespace)
+            self.log.info("%s: Patroni DCS config given the parameters of %s", name, customconfig)
 
     def _label(self, namespace: str, name: str) -> None:
         """The operator's clone carries Crunchy's labels only; add the package's, as deploy sets them."""

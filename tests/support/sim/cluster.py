@@ -19,7 +19,7 @@ from typing import Callable
 from tests.support.kubeapi.store import ObjectStore
 from tests.support.nodes import NodeBackend
 
-from .clone import CloneTasks
+from .backrest import BackrestPods
 from .common import Api, EventRecorder, Snapshot, log
 from .dbnodes import DatabaseNodes
 from .hostprep import HostSysctls
@@ -55,9 +55,9 @@ class ClusterSimulator:
         self._stopping = threading.Event()
         self._db = DatabaseNodes(backend, self._api, self._events, self._wake.set)
         self._operator = CrunchyOperator(self._api, self._events)
-        self._clones = CloneTasks(self._api, self._events, backend, self._wake.set)
+        self._backrest = BackrestPods(self._api, self._events, backend, self._wake.set)
         self._workloads = Workloads(self._api, self._events)
-        self._kubelet = Kubelet(self._api, self._events, self._sysctls, self._db, jobs=self._clones)
+        self._kubelet = Kubelet(self._api, self._events, self._sysctls, self._db, jobs=self._backrest)
         self._pass_lock = threading.Lock()
         self._cond = threading.Condition()
         self._generation = 0
@@ -100,7 +100,7 @@ class ClusterSimulator:
             if self._thread.is_alive():
                 log.error("simulator loop did not stop within 30 s")
         self.store.remove_listener(self._on_change)
-        self._clones.shutdown()
+        self._backrest.shutdown()
         self._db.shutdown()
         self.backend.stop_all()
 
@@ -176,7 +176,7 @@ class ClusterSimulator:
             steps: list[tuple[str, Callable[[], int | None]]] = [
                 ("backend results", self._db.collect),
                 ("operator", lambda: self._operator.reconcile(snap)),
-                ("clone tasks", lambda: self._clones.reconcile(snap)),
+                ("pgbackrest pods", lambda: self._backrest.reconcile(snap)),
                 ("workloads", lambda: self._workloads.reconcile(snap)),
                 ("kubelet", lambda: self._kubelet.reconcile(snap, ready_delay)),
             ]
