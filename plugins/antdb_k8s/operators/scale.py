@@ -23,8 +23,8 @@ from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL, dcs_config_name
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
 from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary, plan_pgxc_changes
 from antdb_k8s.core.scale import (CRUNCHY_API, PGO_USER, USER_RELATIONS_SQL, ScalePlan, ScaleRefused,
-                                  catalog_differences, clone_progress, clone_request, plan_scale, removal_steps, timeouts_from,
-                                  validate_request)
+                                  catalog_differences, clone_progress, clone_request, plan_scale, removal_steps,
+                                  timeouts_from, validate_request)
 from antdb_k8s.core.sql import render_plan
 from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError, members_from_pgclusters, \
     topology_from_services
