@@ -138,7 +138,8 @@ def test_backup_verdicts():
 
 def test_the_custom_config_goes_first_in_the_pgconf_volume_once():
     volumes = [{"name": "pgdata", "persistentVolumeClaim": {"claimName": "cn3"}},
-               {"name": "pgconf-volume", "projected": {"sources": [{"configMap": {"name": "cn3-pgha-default-config"}}]}}]
+               {"name": "pgconf-volume",
+                "projected": {"sources": [{"configMap": {"name": "cn3-pgha-default-config"}}]}}]
     patched = pgconf_volumes_with(volumes, "pgo-custom-antdb-config")
     assert patched[0] == volumes[0]
     assert [s["configMap"]["name"] for s in patched[1]["projected"]["sources"]] == \
@@ -147,7 +148,8 @@ def test_the_custom_config_goes_first_in_the_pgconf_volume_once():
 
 
 def test_dcs_config_learns_missing_custom_parameters_only():
-    text = "bootstrap:\n  dcs:\n    postgresql:\n      parameters:\n        agtm_host: 127.10.0.1\n        agtm_port: 5432\n"
+    text = ("bootstrap:\n  dcs:\n    postgresql:\n      parameters:\n"
+            "        agtm_host: 127.10.0.1\n        agtm_port: 5432\n")
     wanted = custom_parameters(text)
     assert wanted == {"agtm_host": "127.10.0.1", "agtm_port": 5432}
     raw = json.dumps({"loop_wait": 10, "postgresql": {"parameters": {"max_connections": 100}}})

@@ -22,7 +22,7 @@ from antdb_k8s.core.clone import (backup_job_selector, backup_request, backup_ta
 from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL, dcs_config_name
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
 from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary, plan_pgxc_changes
-from antdb_k8s.core.scale import (CRUNCHY_API, PGO_USER, USER_RELATIONS_SQL, ScalePlan, ScaleRefused,
+from antdb_k8s.core.scale import (CRUNCHY_API, PGO_USER, USER_RELATIONS_SQL, RemovalStep, ScalePlan, ScaleRefused,
                                   catalog_differences, clone_progress, clone_request, plan_scale, removal_steps,
                                   timeouts_from, validate_request)
 from antdb_k8s.core.sql import render_plan
@@ -50,6 +50,23 @@ class _PlanOperator(AntDBBaseOperator):
 
     def members(self, namespace: str) -> dict[str, NodeRole]:
         return members_from_pgclusters(self.kube.list(CRUNCHY_API, "Pgcluster", namespace))
+
+    def delete_steps(self, namespace: str, steps: list[RemovalStep]) -> list[str]:
+        """Delete what each step names or selects; returns `Kind/name` of what was deleted."""
+        deleted = []
+        for step in steps:
+            where = None if step.kind == "PersistentVolume" else namespace
+            if step.name:
+                names = [step.name]
+            elif where is None:
+                names = [o["metadata"]["name"] for o in self.kube.list(step.api_version, step.kind,
+                                                                         label_selector=step.selector)]
+            else:
+                names = [o["metadata"]["name"] for o in self.listed(step.api_version, step.kind, where, step.selector)]
+            for object_name in names:
+                if self.kube.delete(step.api_version, step.kind, object_name, where):
+                    deleted.append(f"{step.kind}/{object_name}")
+        return deleted
 
     def listed(self, api_version: str, kind: str, namespace: str, selector: str) -> list[dict]:
         """Objects by label; none when their CRD is not installed (404), not an error."""
@@ -130,9 +147,13 @@ class CloneCoordinatorsOperator(_PlanOperator):
                 "deploy_antdb with operator.install: true, or apply include/crd/pgtasks.crunchydata.com.yaml")
 
     def _needs_clone(self, namespace: str, name: str) -> bool:
+        """No Pgcluster yet and no clone under way (a failed or stuck attempt does not count)."""
         if self.kube.get(CRUNCHY_API, "Pgcluster", name, namespace) is not None:
             return False
-        return not self._progress(namespace, name).ongoing
+        if not self._progress(namespace, name).ongoing:
+            return True
+        verdict = self._verdict(namespace, name)
+        return verdict is not None and verdict.failure is not None
 
     # ------------------------------------------------------------ the fresh backup
 
@@ -195,10 +216,11 @@ class CloneCoordinatorsOperator(_PlanOperator):
         if self.kube.get(CRUNCHY_API, "Pgcluster", name, namespace) is not None:
             self.log.info("%s: Pgcluster exists already (an earlier clone finished)", name)
             return {"state": "exists"}
-        progress = self._progress(namespace, name)
-        if progress.ongoing:
-            self.log.info("%s: waiting for the clone an earlier try submitted (%s)", name, progress.describe())
+        if not self._needs_clone(namespace, name):
+            self.log.info("%s: waiting for the clone an earlier try submitted (%s)", name,
+                          self._progress(namespace, name).describe())
             return {"state": "in progress"}
+        self._clear_earlier_attempt(namespace, name)
         digest = hashlib.sha256(f"{attempt}/{namespace}/{name}".encode()).hexdigest()
         workflow_id = str(uuid.UUID(digest[:32]))
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -209,6 +231,14 @@ class CloneCoordinatorsOperator(_PlanOperator):
         self.log.info("%s: clone of %s requested (Pgtask %s, workflow %s)", name, plan.source,
                       step1["metadata"]["name"], workflow_id)
         return {"state": "submitted", "task": step1["metadata"]["name"], "workflow_id": workflow_id}
+
+    def _clear_earlier_attempt(self, namespace: str, name: str) -> None:
+        """What a failed clone (or a removed coordinator) of `name` left, PVCs kept: the operator's
+        step 2 refuses to run while Secret `<t>-backrest-repo-config` or the repo Service exists."""
+        steps = [s for s in removal_steps(namespace, name) if s.kind != "Pgcluster"]
+        deleted = self.delete_steps(namespace, steps)
+        if deleted:
+            self.log.info("%s: removed what an earlier clone attempt left: %s", name, ", ".join(deleted))
 
     def _progress(self, namespace: str, name: str, workflow_id: str | None = None):
         selector = f"pg-cluster={name}"
@@ -234,9 +264,13 @@ class CloneCoordinatorsOperator(_PlanOperator):
                              datetime.now(timezone.utc))
 
     def _job_log(self, namespace: str, job: str | None) -> str:
+        """The tail of the log of `job`'s pod (found by the Job controller's label or by owner)."""
         if not job:
             return "(no Job)"
-        for pod in self.listed("v1", "Pod", namespace, f"job-name={job}"):
+        pods = self.listed("v1", "Pod", namespace, f"job-name={job}") or [
+            p for p in self.listed("v1", "Pod", namespace, "vendor=crunchydata")
+            if any(o.get("kind") == "Job" and o.get("name") == job for o in p["metadata"].get("ownerReferences") or [])]
+        for pod in pods:
             try:
                 return " ".join(self.kube.pod_log(namespace, pod["metadata"]["name"]).split())[-500:]
             except KubeError:
@@ -395,20 +429,7 @@ class RemoveCoordinatorsOperator(_PlanOperator):
         return {"removed": removed, "kept_pvcs": kept}
 
     def _remove(self, plan: ScalePlan, name: str) -> list[str]:
-        deleted = []
-        for step in removal_steps(plan.namespace, name, plan.delete_data):
-            namespace = None if step.kind == "PersistentVolume" else plan.namespace
-            if step.name:
-                names = [step.name]
-            elif namespace is None:
-                names = [o["metadata"]["name"] for o in self.kube.list(step.api_version, step.kind,
-                                                                         label_selector=step.selector)]
-            else:
-                names = [o["metadata"]["name"] for o in self.listed(step.api_version, step.kind, namespace,
-                                                                      step.selector)]
-            for object_name in names:
-                if self.kube.delete(step.api_version, step.kind, object_name, namespace):
-                    deleted.append(f"{step.kind}/{object_name}")
+        deleted = self.delete_steps(plan.namespace, removal_steps(plan.namespace, name, plan.delete_data))
         self.log.info("%s: deleted %s", name, ", ".join(deleted) or "nothing (already gone)")
         return deleted
 
