@@ -8,7 +8,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from antdb_k8s.core.clone import (STEP_GRACE_SECONDS, backup_job_selector, backup_request, backup_verdict,
-                                  clone_verdict, custom_parameters, dcs_parameters_missing, pgconf_volumes_with)
+                                  clone_verdict, custom_parameters, dcs_parameters_missing, pgconf_volumes_with,
+                                  source_ready_verdict)
 from tests.support.kubeapi.selectors import labels_match, parse_label_selector
 
 NOW = datetime(2026, 12, 2, 6, 0, 0, tzinfo=timezone.utc)
@@ -158,3 +159,20 @@ def test_dcs_config_learns_missing_custom_parameters_only():
     assert updated["postgresql"]["parameters"] == {"max_connections": 100, "agtm_host": "127.10.0.1", "agtm_port": 5432}
     assert dcs_parameters_missing(json.dumps(updated), wanted) is None
     assert custom_parameters("not: [valid") == {}
+
+
+def test_a_backup_is_requested_only_once_the_stanza_exists_and_no_earlier_backup_runs():
+    stanza_done = job("cn1-stanza-create", "pgo-backrest", "Complete", done_ago=60)
+    assert source_ready_verdict("cn1", None, None, NOW, waited=5).waiting
+    late = source_ready_verdict("cn1", None, None, NOW, waited=STEP_GRACE_SECONDS + 1)
+    assert "no Job cn1-stanza-create" in late.failure
+    running_stanza = job("cn1-stanza-create", "pgo-backrest", None)
+    assert "running" in source_ready_verdict("cn1", running_stanza, None, NOW, 5).waiting
+    failed = source_ready_verdict("cn1", job("cn1-stanza-create", "pgo-backrest", "Failed"), None, NOW, 5)
+    assert "stanza-create: Job cn1-stanza-create failed" in failed.failure
+    just_done = job("cn1-stanza-create", "pgo-backrest", "Complete", done_ago=2)
+    assert "initial backup" in source_ready_verdict("cn1", just_done, None, NOW, 5).waiting
+    earlier = job("backrest-backup-cn1", "pgo-backrest", None)
+    assert "is running" in source_ready_verdict("cn1", stanza_done, earlier, NOW, 5).waiting
+    assert source_ready_verdict("cn1", stanza_done, job("backrest-backup-cn1", "x", "Complete"), NOW, 5).done
+    assert source_ready_verdict("cn1", stanza_done, None, NOW, 5).done

@@ -132,6 +132,32 @@ def backup_verdict(task: Mapping | None, job: Mapping | None, now: datetime,
     return StepVerdict(waiting=f"{what}: waiting for the operator to create the Job")
 
 
+def source_ready_verdict(cluster: str, stanza_job: Mapping | None, backup_job: Mapping | None, now: datetime,
+                         waited: float, grace: float = STEP_GRACE_SECONDS) -> StepVerdict:
+    """May a backup of `cluster` be requested now? Only once its stanza exists (Job
+    `<c>-stanza-create` succeeded; the pod controller starts it when the primary is first
+    Ready) and the initial backup the job controller then starts is not running any more
+    (its Pgtask has the same fixed name as ours)."""
+    what = f"pgBackRest of {cluster}"
+    if stanza_job is None:
+        if waited > grace:
+            return StepVerdict(failure=f"{what}: no Job {cluster}-stanza-create after {int(waited)} s (is "
+                                       f"pgBackRest on for {cluster}, label pgo-backrest=true?)")
+        return StepVerdict(waiting=f"{what}: waiting for the stanza-create Job")
+    stanza = job_verdict(stanza_job, f"{what}: stanza-create")
+    if not stanza.done:
+        return stanza
+    if backup_job is None:
+        done_at = ((stanza_job.get("status") or {}).get("completionTime")
+                   or (condition(stanza_job, "Complete") or {}).get("lastTransitionTime"))
+        if _age(done_at, now) < min(grace, 30):
+            return StepVerdict(waiting=f"{what}: waiting for the initial backup the operator starts")
+        return StepVerdict(done=True)
+    if condition(backup_job, "Complete") or condition(backup_job, "Failed"):
+        return StepVerdict(done=True)
+    return StepVerdict(waiting=f"{what}: the earlier backup Job {_meta(backup_job).get('name')} is running")
+
+
 def _of_workflow(items: Iterable[Mapping], workflow_id: str, key: str, value: str) -> list[Mapping]:
     found = []
     for item in items:

@@ -18,7 +18,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from antdb_k8s.core.clone import (backup_job_selector, backup_request, backup_task_name, backup_verdict,
-                                  clone_verdict, custom_parameters, dcs_parameters_missing, pgconf_volumes_with)
+                                  clone_verdict, custom_parameters, dcs_parameters_missing, pgconf_volumes_with,
+                                  source_ready_verdict)
 from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL, dcs_config_name
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
 from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary, plan_pgxc_changes
@@ -160,6 +161,7 @@ class CloneCoordinatorsOperator(_PlanOperator):
     def _fresh_backup(self, plan: ScalePlan, timeouts: dict[str, int]) -> str:
         """`pgo backup <source>`: old task and Jobs deleted, a new task, its Job awaited."""
         namespace, source = plan.namespace, plan.source
+        self._wait_source_backrest(plan, timeouts)
         repo_pods = [p for p in self.listed("v1", "Pod", namespace, f"pg-cluster={source},pgo-backrest-repo=true")
                      if (p.get("status") or {}).get("phase") == "Running"]
         if len(repo_pods) != 1:
@@ -188,6 +190,20 @@ class CloneCoordinatorsOperator(_PlanOperator):
             if verdict.failure:
                 raise RuntimeError(f"{verdict.failure}: {self._job_log(namespace, verdict.job)}. Fix the cause "
                                    f"(the Job's pod log above) and run again")
+            self._pause(started, timeouts, verdict.waiting)
+
+    def _wait_source_backrest(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
+        """Until the source's stanza exists and no earlier backup of it runs (core.clone)."""
+        started = time.monotonic()
+        while True:
+            stanza = self.kube.get("batch/v1", "Job", f"{plan.source}-stanza-create", plan.namespace)
+            backup = self.kube.get("batch/v1", "Job", backup_task_name(plan.source), plan.namespace)
+            verdict = source_ready_verdict(plan.source, stanza, backup, datetime.now(timezone.utc),
+                                           time.monotonic() - started)
+            if verdict.done:
+                return
+            if verdict.failure:
+                raise RuntimeError(f"{verdict.failure}: {self._job_log(plan.namespace, verdict.job)}")
             self._pause(started, timeouts, verdict.waiting)
 
     def _delete_job(self, namespace: str, uid: str, source: str) -> None:
