@@ -50,7 +50,7 @@ from .podstatus import WAITING, PodState, completed, running
 from .workloads import TERMINAL, phase
 
 REPO_VOLUME, PGDATA_VOLUME = "backrestrepo", "pgdata"
-RSYNC_VOLUME = "pgbackrest"              # clone.go: config.VOLUME_PGBACKREST_REPO_NAME
+RSYNC_VOLUME = "backrestrepo"            # clone.go: config.VOLUME_PGBACKREST_REPO_NAME
 STANZA_FILE, LATEST_FILE = "stanza.json", "latest"
 BACKUP_DIR = "backup"
 
