@@ -17,8 +17,12 @@ What the operator does (v4.2.1, read from the source; the package cannot change 
 So a failure is read from Job conditions and from a step that stays incomplete, or completes
 without its Job, for longer than the operator's own bounded waits (STEP_GRACE_SECONDS).
 - The restore restores the latest backup, and the new Pgcluster has no `customconfig`
-  ("CustomConfig is not set", createCluster): the package restores it (Pgcluster, the
-  Deployment's pgconf volume as cluster-deployment.json renders it, Patroni's DCS config).
+  ("CustomConfig is not set", createCluster), so the operator also puts its default
+  postgres-ha.yaml into `<t>-pgha-default-config`. The package restores what a Pgcluster with
+  customconfig gets: the field, the ConfigMap first in the pgconf projected volume
+  (cluster-deployment.json), no default postgres-ha.yaml (clusterlogic.go; a later projected
+  source would hide the custom file), and the custom parameters in Patroni's DCS config if a
+  first pod already bootstrapped it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ TASK_COMPLETED = "completed"                 # apis/cr/v1/common.go CompletedSta
 JOB_COMPLETED = "job completed"              # apis/cr/v1/common.go JobCompletedStatus
 TASK_PROCESSED = "pgtask Processed"          # apis/cr/v1/task.go PgtaskStateProcessed
 PGCONF_VOLUME = "pgconf-volume"              # conf/postgres-operator/cluster-deployment.json
+POSTGRES_HA_KEY = "postgres-ha.yaml"         # config/pgoconfig.go PostgresHaTemplatePath
 STEP_GRACE_SECONDS = 120                     # step 2 and 3 each wait up to 30 s for a Deployment
 CLONE_STEPS = (
     ("clone-step1", "pgo-clone-step-1", "step 1 (PVCs and pgBackRest repo sync)"),
@@ -218,6 +223,11 @@ def clone_verdict(target: str, workflow_id: str, tasks: Iterable[Mapping], jobs:
 
 
 # --------------------------------------------------------------------------- the dropped customconfig
+
+def default_config_name(cluster: str) -> str:
+    """The HA ConfigMap the operator makes per cluster (operator/clusterutilities.go)."""
+    return f"{cluster}-pgha-default-config"
+
 
 def pgconf_volumes_with(volumes: list[dict], customconfig: str) -> list[dict] | None:
     """The pod volumes with ConfigMap `customconfig` first in the pgconf projected volume, as

@@ -17,9 +17,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.clone import (backup_job_selector, backup_request, backup_task_name, backup_verdict,
-                                  clone_verdict, custom_parameters, dcs_parameters_missing, pgconf_volumes_with,
-                                  source_ready_verdict)
+from antdb_k8s.core.clone import (POSTGRES_HA_KEY, backup_job_selector, backup_request, backup_task_name,
+                                  backup_verdict, clone_verdict, custom_parameters, dcs_parameters_missing,
+                                  default_config_name, pgconf_volumes_with, source_ready_verdict)
 from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL, dcs_config_name
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
 from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary, plan_pgxc_changes
@@ -332,6 +332,7 @@ class CloneCoordinatorsOperator(_PlanOperator):
         if (clone.get("spec") or {}).get("customconfig") != customconfig:
             self.kube.patch(CRUNCHY_API, "Pgcluster", name, {"spec": {"customconfig": customconfig}}, namespace)
             self.log.info("%s: customconfig %s restored on the Pgcluster (the clone drops it)", name, customconfig)
+        self._drop_default_postgres_ha(namespace, name)
         self._restore_dcs_parameters(namespace, name, customconfig)
         deployment = self.kube.get("apps/v1", "Deployment", name, namespace)
         if deployment is None:
@@ -346,13 +347,23 @@ class CloneCoordinatorsOperator(_PlanOperator):
         return (status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
                 and status.get("updatedReplicas", 0) >= 1)
 
+    def _drop_default_postgres_ha(self, namespace: str, name: str) -> None:
+        """`<t>-pgha-default-config` without its postgres-ha.yaml, as the operator makes it for a
+        Pgcluster with customconfig (clusterlogic.go): a later projected source wins, so the
+        default file would hide the custom one."""
+        default = self.kube.get("v1", "ConfigMap", default_config_name(name), namespace)
+        if default is not None and POSTGRES_HA_KEY in (default.get("data") or {}):
+            self.kube.patch("v1", "ConfigMap", default_config_name(name), {"data": {POSTGRES_HA_KEY: None}},
+                            namespace)
+            self.log.info("%s: default postgres-ha.yaml removed from %s", name, default_config_name(name))
+
     def _restore_dcs_parameters(self, namespace: str, name: str, customconfig: str) -> None:
         """Patroni's `<c>-config`, if a pod already bootstrapped it without the custom parameters."""
         dcs = self.kube.get("v1", "ConfigMap", dcs_config_name(name), namespace)
         custom = self.kube.get("v1", "ConfigMap", customconfig, namespace)
         if dcs is None or custom is None:
             return
-        text = (custom.get("data") or {}).get("postgres-ha.yaml") or ""
+        text = (custom.get("data") or {}).get(POSTGRES_HA_KEY) or ""
         wanted = custom_parameters(text)
         updated = dcs_parameters_missing(((dcs.get("metadata") or {}).get("annotations") or {}).get("config"), wanted)
         if updated is not None:
