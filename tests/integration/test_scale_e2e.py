@@ -96,6 +96,8 @@ def test_scale_out_2_to_3_clones_the_catalog_and_registers_cn3_everywhere(module
     pgconf = next(v for v in cluster.get("apps/v1", "Deployment", NS, "cn3")["spec"]["template"]["spec"]["volumes"]
                   if v["name"] == "pgconf-volume")
     assert pgconf["projected"]["sources"][0] == {"configMap": {"name": "pgo-custom-antdb-config"}}
+    assert "postgres-ha.yaml" not in cluster.get("v1", "ConfigMap", NS, "cn3-pgha-default-config")["data"]
+    assert cluster.query(NS, "cn3", "SHOW agtm_host")[0][0] == cluster.cluster_ips(NS)["gc"]
     without_name = lambda storage: {k: v for k, v in storage.items() if k != "name"}  # noqa: E731
     assert without_name(cn3["spec"]["PrimaryStorage"]) == without_name(cn1["spec"]["PrimaryStorage"])
     assert cn3["spec"]["rootsecretname"] == "cn3-postgres-secret"
