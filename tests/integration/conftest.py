@@ -10,7 +10,19 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.support.cluster import antdb_home, start_cluster, stop_cluster
+from tests.support.cluster import antdb_home, operator_log_report, start_cluster, stop_cluster
+
+_ACTIVE: list = []          # clusters whose real operator logs go into a failing test's report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report carries the postgres-operator log of every running test cluster."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _ACTIVE:
+        for cluster in _ACTIVE:
+            report.sections.append((f"postgres-operator log ({cluster.workdir})", operator_log_report(cluster)))
 
 
 def _antdb_param():
@@ -28,6 +40,7 @@ def backend_kind(request):
 def running_cluster(kind: str, **options):
     """A started cluster whose connections are the Airflow defaults, stopped on exit."""
     cluster = start_cluster(kind, **options)
+    _ACTIVE.append(cluster)
     mp = pytest.MonkeyPatch()
     for key, value in cluster.env.items():
         mp.setenv(key, value)
@@ -41,6 +54,7 @@ def running_cluster(kind: str, **options):
         yield cluster
     finally:
         mp.undo()
+        _ACTIVE.remove(cluster)
         stop_cluster(cluster)
 
 

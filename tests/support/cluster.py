@@ -140,10 +140,12 @@ def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: fl
     store = ObjectStore(cluster_ip_network=network)
     api = KubeApiServer(store).start()
     backend = make_backend(kind, os.path.join(workdir, "nodes"))
-    sim = ClusterSimulator(store, backend, ready_delay=ready_delay)
+    kubeconfig = api.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
+    # The operator pod's credentials: its own kubeconfig file (in a real pod, the ServiceAccount token).
+    operator_kubeconfig = api.write_kubeconfig(os.path.join(workdir, "operator-kubeconfig"))
+    sim = ClusterSimulator(store, backend, kubeconfig=operator_kubeconfig, workdir=workdir, ready_delay=ready_delay)
     sim.seed(operator_installed=operator_installed)
     sim.start()
-    kubeconfig = api.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
     env = {
         "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes",
                                                        "extra": {"kube_config_path": kubeconfig}}),
@@ -151,6 +153,15 @@ def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: fl
                                                   "password": PASSWORD, "schema": "postgres"}),
     }
     return TestCluster(kind, store, api, sim, backend, kubeconfig, workdir, env)
+
+
+def operator_log_report(cluster: TestCluster, tail: int = 200) -> str:
+    """The last lines of every real postgres-operator process of this cluster (for failed tests)."""
+    parts = []
+    for path, text in cluster.sim.operator_logs():
+        lines = text.splitlines()[-tail:]
+        parts.append(f"--- postgres-operator log {path} (last {len(lines)} lines) ---\n" + "\n".join(lines))
+    return "\n".join(parts) or "(no postgres-operator process was started)"
 
 
 def stop_cluster(cluster: TestCluster) -> None:

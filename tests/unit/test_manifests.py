@@ -127,7 +127,10 @@ def test_pgcluster_identity_image_and_custom_config(name, image, customconfig):
     assert manifest["apiVersion"] == "crunchydata.com/v1" and manifest["kind"] == "Pgcluster"
     assert manifest["metadata"]["name"] == name and manifest["metadata"]["namespace"] == "pgouser1"
     assert spec["name"] == spec["clustername"] == spec["primaryhost"] == name
-    assert (spec["ccpimageprefix"], spec["ccpimage"], spec["ccpimagetag"]) == ("crunchydata", image, "21.0")
+    assert (spec["ccpimage"], spec["ccpimagetag"]) == (image, "21.0")
+    assert "ccpimageprefix" not in spec, "4.2.1 has no per-cluster prefix: it comes from pgo.yaml"
+    assert manifest["metadata"]["labels"]["pgo-backrest"] == "true"
+    assert spec["userlabels"]["archive-timeout"] == "60"
     assert spec["port"] == "5432" and spec["replicas"] == "0"
     assert spec["customconfig"] == customconfig
     assert CUSTOM_CONFIG_NAME == "pgo-custom-antdb-config"  # runbook 1.6: the name is fixed

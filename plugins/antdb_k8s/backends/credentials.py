@@ -52,3 +52,10 @@ def backrest_repo_config() -> dict[str, str]:
         "config": SSH_CONFIG,
         "sshd_config": SSHD_CONFIG,
     }
+
+
+def operator_repo_config() -> dict[str, str]:
+    """`pgo-backrest-repo-config` in the operator namespace: the files the operator copies into
+    each cluster's repo Secret beside freshly generated keys (util/cluster.go
+    CreateBackrestRepoSecrets). No S3 here: the AWS entries are present and empty."""
+    return {"config": SSH_CONFIG, "sshd_config": SSHD_CONFIG, "aws-s3-credentials.yaml": "", "aws-s3-ca.crt": ""}

@@ -23,6 +23,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "antdb-airflow", "app.kubernetes.i
 ROLE_LABEL = "antdb.io/role"
 PGO_VERSION = "4.2.1"
 APP_USER = "antdb"
+ARCHIVE_TIMEOUT = "60"          # pgo.yaml Cluster.ArchiveTimeout (include/operator)
 
 
 def include_path(*parts: str) -> Path:
@@ -87,6 +88,7 @@ def _storage_block(spec: ClusterSpec, role: NodeRole, claim_name: str) -> dict:
 def pgcluster_manifest(spec: ClusterSpec, name: str) -> dict:
     """One `Pgcluster` per AntDB node, as `examples/create-by-resource` shows for v4.2.
 
+    The image prefix is not here: in 4.2.1 it comes from pgo.yaml (`CCPImagePrefix`).
     gc carries no custom config: it is created before its own address is known, and the
     AntDB gc image points agtm_host at itself. Coordinators and datanodes read
     `pgo-custom-antdb-config`, which carries gc's ClusterIP as agtm_host.
@@ -98,6 +100,9 @@ def pgcluster_manifest(spec: ClusterSpec, name: str) -> dict:
         "name": name, "pg-cluster": name, "deployment-name": name, "current-primary": name,
         "crunchy-pgha-scope": name, "pgo-version": PGO_VERSION, "autofail": "true",
         "crunchy_collect": "false", "crunchy-pgbadger": "false", "archive": "false",
+        # Set by pgo's apiserver on every cluster (apiserver/clusterservice/clusterimpl.go): without
+        # it the operator builds no pgBackRest repo, stanza or backup, and so no clone.
+        "pgo-backrest": "true",
         ROLE_LABEL: role.value, **MANAGED_BY,
     }
     backrest = _storage_block(spec, role, "")
@@ -107,12 +112,15 @@ def pgcluster_manifest(spec: ClusterSpec, name: str) -> dict:
         "metadata": {"name": name, "namespace": spec.namespace, "labels": labels},
         "spec": {
             "name": name, "clustername": name, "namespace": spec.namespace,
-            "ccpimage": image["name"], "ccpimagetag": image["tag"], "ccpimageprefix": spec.image_prefix,
+            "ccpimage": image["name"], "ccpimagetag": image["tag"],
             "port": "5432", "pgbadgerport": "10000", "exporterport": "9187",
             "primaryhost": name, "database": "postgres", "user": APP_USER, "replicas": "0", "strategy": "1",
             "rootsecretname": secrets["postgres"], "primarysecretname": secrets["primaryuser"],
             "usersecretname": secrets[APP_USER], "customconfig": "" if role is NodeRole.GTM_COORD else CUSTOM_CONFIG_NAME,
-            "userlabels": {ROLE_LABEL: role.value, "pgo-version": PGO_VERSION},
+            # archive-timeout: set by the apiserver from pgo.yaml; without it the 4.2.1 operator renders
+            # `archive_timeout:` empty into <c>-pgha-default-config (clusterutilities.go) and the node
+            # refuses to start ("invalid value for parameter archive_timeout").
+            "userlabels": {ROLE_LABEL: role.value, "pgo-version": PGO_VERSION, "archive-timeout": ARCHIVE_TIMEOUT},
             "PrimaryStorage": _storage_block(spec, role, name),
             "ReplicaStorage": _storage_block(spec, role, ""),
             "BackrestStorage": backrest,
@@ -120,6 +128,8 @@ def pgcluster_manifest(spec: ClusterSpec, name: str) -> dict:
             "ContainerResources": {"requestsmemory": "", "requestscpu": "", "limitsmemory": "", "limitscpu": ""},
             "status": "", "policies": "", "secretfrom": "", "nodename": "", "podPodAntiAffinity": "",
         },
+        # What the apiserver writes on create; the operator moves it on ("pgcluster Processed").
+        "status": {"state": "pgcluster Created", "message": "Created, not processed yet"},
     }
 
 

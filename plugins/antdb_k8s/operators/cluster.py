@@ -19,6 +19,7 @@ from antdb_k8s.core.manifests import (
     secret_manifest,
     user_secret_names,
 )
+from antdb_k8s.core.install import target_namespace_manifests
 from antdb_k8s.core.names import require_dns1123_label, require_host
 from antdb_k8s.core.topology import NodeRole, members_from_pgclusters, topology_from_services
 from antdb_k8s.hooks.kube import spec_drift
@@ -28,7 +29,12 @@ PLACEHOLDER = "<generated>"
 
 
 class EnsureNamespaceOperator(AntDBBaseOperator):
-    """Namespace (labelled for the operator), every node's Secrets, and hostPath volumes.
+    """Namespace (labelled for the operator), its service accounts and roles, every node's
+    Secrets, and hostPath volumes.
+
+    The operator installs a namespace's accounts only for a namespace it labels itself
+    (ns/nslogic.go); this one arrives labelled, so the package installs them
+    (include/operator/target-namespace.yaml). Without `pgo-pg` no database pod is admitted.
 
     Secrets are created once and never rewritten; the superuser password is the
     `antdb_default` connection's, so the package can log in to what it deploys.
@@ -40,6 +46,8 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
             return self._dry_run(spec)
         superuser, password = self._superuser()
         actions = {f"Namespace/{spec.namespace}": self.kube.apply(namespace_manifest(spec))}
+        for manifest in target_namespace_manifests(spec):
+            actions[f"{manifest['kind']}/{manifest['metadata']['name']}"] = self.kube.apply(manifest)
         for node in spec.node_names():
             actions.update(self._ensure_secrets(spec, node, superuser, password))
             volume = host_path_volume_manifest(spec, node)
@@ -49,7 +57,7 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
         return {"status": _count(actions), "actions": actions}
 
     def _dry_run(self, spec) -> dict:
-        rendered = [namespace_manifest(spec)]
+        rendered = [namespace_manifest(spec), *target_namespace_manifests(spec)]
         for node in spec.node_names():
             rendered += [secret_manifest(spec, name, node, {"username": user, "password": PLACEHOLDER})
                          for user, name in user_secret_names(node).items()]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from antdb_k8s.backends.credentials import operator_repo_config
 from antdb_k8s.core.hosts import (
     host_prep_pod,
     kube_proxy_mode,
@@ -14,12 +16,14 @@ from antdb_k8s.core.hosts import (
     parse_sysctl_report,
     with_ipvs_mode,
 )
-from antdb_k8s.core.manifests import INCLUDE_DIR, load_yaml_documents
+from antdb_k8s.core.install import CRD_NAMES, install_manifests
+from antdb_k8s.core.manifests import INCLUDE_DIR
 from antdb_k8s.core.readiness import pod_is_ready
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 
 HOST_PREP_NAMESPACE = "kube-system"
 CRD_NAME = "pgclusters.crunchydata.com"
+OPERATOR_REPO_SECRET = "pgo-backrest-repo-config"
 
 
 def _wait(predicate, timeout: float, interval: float, what: str):
@@ -119,10 +123,12 @@ class PrepareHostsOperator(AntDBBaseOperator):
 
 
 class EnsurePgoOperator(AntDBBaseOperator):
-    """The Pgcluster CRD (served as apiextensions.k8s.io/v1) and a Ready postgres-operator.
+    """The five Crunchy CRDs (served as apiextensions.k8s.io/v1) and a Ready postgres-operator.
 
-    With `operator.install` it applies include/operator and include/crd; without, it only
-    verifies them and says what is missing.
+    With `operator.install` it applies include/crd and include/operator plus the Secret
+    `pgo-backrest-repo-config` the operator copies into every cluster's repo Secret
+    (util/cluster.go, created by upstream's deploy.sh); without, it only verifies them and
+    fails at once, saying what is missing.
     """
 
     def __init__(self, *, ready_timeout: float = 600, poll_interval: float = 2.0, **kwargs):
@@ -140,52 +146,45 @@ class EnsurePgoOperator(AntDBBaseOperator):
             return {"status": "dry-run", "install": spec.operator_install, "problems": state, "unread": unread}
         if spec.operator_install:
             actions = {f"{m['kind']}/{m['metadata']['name']}": self.kube.apply(m) for m in manifests}
+            actions[f"Secret/{OPERATOR_REPO_SECRET}"] = self._ensure_repo_secret(spec)
             _wait(lambda: not self._problems(spec), self.ready_timeout, self.poll_interval, "postgres-operator to be Ready")
             return {"status": "installed", "actions": actions}
         problems = self._problems(spec)
         if problems:
             raise AirflowFailException("postgres-operator is not ready: " + "; ".join(problems)
-                               + ". Install it first, or trigger with operator.install: true.")
+                                       + ". Install it first, or trigger with operator.install: true.")
         return {"status": "verified"}
 
     @staticmethod
     def manifests(spec) -> list[dict]:
-        """include/operator + include/crd with the conf's namespaces substituted."""
-        documents = load_yaml_documents("crd", "pgclusters.crunchydata.com.yaml")
-        # Pgtask: clone tasks (`pgo clone`), which scale_antdb_coordinators creates.
-        documents += load_yaml_documents("crd", "pgtasks.crunchydata.com.yaml")
-        documents += load_yaml_documents("operator", "postgres-operator.yaml")
-        return [_retarget(doc, spec) for doc in documents]
+        """include/crd (all five) + include/operator with the conf's namespaces and prefix substituted."""
+        return install_manifests(spec)
+
+    def _ensure_repo_secret(self, spec) -> str:
+        if self.kube.get("v1", "Secret", OPERATOR_REPO_SECRET, spec.operator_namespace) is not None:
+            return "exists"
+        data = {key: base64.b64encode(value.encode()).decode() for key, value in operator_repo_config().items()}
+        self.kube.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+                          "metadata": {"name": OPERATOR_REPO_SECRET, "namespace": spec.operator_namespace,
+                                       "labels": {"vendor": "crunchydata"}}})
+        return "created"
 
     def _problems(self, spec) -> list[str]:
         problems = []
-        crd = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME)
-        if crd is None:
-            problems.append(f"CRD {CRD_NAME} is not installed")
-        elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
-            problems.append(f"CRD {CRD_NAME} does not serve v1")
-        deployment = self.kube.get("apps/v1", "Deployment", "postgres-operator", spec.operator_namespace)
+        for name in CRD_NAMES:
+            crd = self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+            if crd is None:
+                problems.append(f"CRD {name} is not installed")
+            elif not any(v.get("name") == "v1" and v.get("served") for v in crd["spec"].get("versions", [])):
+                problems.append(f"CRD {name} does not serve v1")
+        namespace = spec.operator_namespace
+        if self.kube.get("v1", "ConfigMap", "pgo-config", namespace) is None:
+            problems.append(f"ConfigMap pgo-config (pgo.yaml) not found in namespace {namespace}")
+        if self.kube.get("v1", "Secret", OPERATOR_REPO_SECRET, namespace) is None:
+            problems.append(f"Secret {OPERATOR_REPO_SECRET} not found in namespace {namespace}")
+        deployment = self.kube.get("apps/v1", "Deployment", "postgres-operator", namespace)
         if deployment is None:
-            problems.append(f"Deployment postgres-operator not found in namespace {spec.operator_namespace}")
+            problems.append(f"Deployment postgres-operator not found in namespace {namespace}")
         elif not (deployment.get("status") or {}).get("availableReplicas"):
             problems.append("Deployment postgres-operator has no available replica")
         return problems
-
-
-def _retarget(document: dict, spec) -> dict:
-    """Point a manifest at the conf's operator namespace, installation name and target namespace."""
-    meta = document.setdefault("metadata", {})
-    if meta.get("namespace") == "pgo":
-        meta["namespace"] = spec.operator_namespace
-    if document["kind"] == "Namespace" and meta.get("name") == "pgo":
-        meta["name"] = spec.operator_namespace
-    for subject in document.get("subjects") or []:
-        if subject.get("namespace") == "pgo":
-            subject["namespace"] = spec.operator_namespace
-    values = {"PGO_INSTALLATION_NAME": spec.installation_name, "PGO_OPERATOR_NAMESPACE": spec.operator_namespace,
-              "NAMESPACE": spec.namespace}
-    containers = ((document.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
-    for container in containers:
-        for env in container.get("env") or []:
-            env["value"] = values.get(env["name"], env["value"])
-    return document

@@ -1,5 +1,6 @@
-"""`ClusterSimulator`: the controllers and kubelets of a small Kubernetes cluster running the
-Crunchy postgres-operator v4.2, playing against the in-process API store.
+"""`ClusterSimulator`: the built-in controllers and the kubelets of a small Kubernetes
+cluster, playing against the in-process API store. The Crunchy postgres-operator is not
+simulated: its pod runs the real 4.2.1 binary (operatorpod.py), which talks to the API.
 
 Design: one reconcile thread. Store changes only bump a counter and wake it (the listener
 never calls back into the store); every pass reads one snapshot and lets each component
@@ -24,7 +25,7 @@ from .common import Api, EventRecorder, Snapshot, log
 from .dbnodes import DatabaseNodes
 from .hostprep import HostSysctls
 from .kubelet import Kubelet
-from .operator import CrunchyOperator
+from .operatorpod import OperatorPods
 from .seed import seed_objects
 from .workloads import Workloads
 
@@ -44,8 +45,8 @@ class PassResult:
 class ClusterSimulator:
     """See the module docstring; behaviours are documented on the component modules."""
 
-    def __init__(self, store: ObjectStore, backend: NodeBackend, *, ready_delay: float = 0.3,
-                 k8s_nodes: tuple[str, ...] = ("k8s-node-1", "k8s-node-2")) -> None:
+    def __init__(self, store: ObjectStore, backend: NodeBackend, *, kubeconfig: str, workdir: str,
+                 ready_delay: float = 0.3, k8s_nodes: tuple[str, ...] = ("k8s-node-1", "k8s-node-2")) -> None:
         self.store, self.backend, self.ready_delay = store, backend, ready_delay
         self.k8s_nodes = tuple(k8s_nodes)
         self._api = Api(store)
@@ -54,10 +55,11 @@ class ClusterSimulator:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._db = DatabaseNodes(backend, self._api, self._events, self._wake.set)
-        self._operator = CrunchyOperator(self._api, self._events)
+        self.operators = OperatorPods(self._api, self._events, kubeconfig, workdir)
         self._backrest = BackrestPods(self._api, self._events, backend, self._wake.set)
         self._workloads = Workloads(self._api, self._events)
-        self._kubelet = Kubelet(self._api, self._events, self._sysctls, self._db, jobs=self._backrest)
+        self._kubelet = Kubelet(self._api, self._events, self._sysctls, self._db, self.operators,
+                                jobs=self._backrest)
         self._pass_lock = threading.Lock()
         self._cond = threading.Condition()
         self._generation = 0
@@ -70,7 +72,8 @@ class ClusterSimulator:
     # ------------------------------------------------------------ public API
 
     def seed(self, *, operator_installed: bool = False) -> None:
-        """Nodes, kube-proxy (+ the operator install); their pods are Running and Ready on return."""
+        """Nodes, kube-proxy (+ the operator install); their pods are Running on return (the
+        operator process has started; it becomes useful once it has synced, see wait_operator)."""
         seed_objects(self._api, self.k8s_nodes, operator_installed)
         for _ in range(MAX_SEED_PASSES):
             result = self._run_pass(ready_delay=0.0)
@@ -100,6 +103,7 @@ class ClusterSimulator:
             if self._thread.is_alive():
                 log.error("simulator loop did not stop within 30 s")
         self.store.remove_listener(self._on_change)
+        self.operators.shutdown()
         self._backrest.shutdown()
         self._db.shutdown()
         self.backend.stop_all()
@@ -129,8 +133,12 @@ class ClusterSimulator:
 
     @property
     def errors(self) -> list[str]:
-        """Pass exceptions and Pgclusters the operator could not build (empty when all is well)."""
-        return self.pass_errors + self._operator.errors
+        """Pass exceptions (empty when all is well); the operator's own errors are in its log."""
+        return list(self.pass_errors)
+
+    def operator_logs(self) -> list[tuple[str, str]]:
+        """(log file, output) of every real operator process the kubelet started."""
+        return self.operators.outputs()
 
     def __enter__(self) -> "ClusterSimulator":
         return self.start()
@@ -175,7 +183,6 @@ class ClusterSimulator:
             snap: Snapshot | None = None
             steps: list[tuple[str, Callable[[], int | None]]] = [
                 ("backend results", self._db.collect),
-                ("operator", lambda: self._operator.reconcile(snap)),
                 ("pgbackrest pods", lambda: self._backrest.reconcile(snap)),
                 ("workloads", lambda: self._workloads.reconcile(snap)),
                 ("kubelet", lambda: self._kubelet.reconcile(snap, ready_delay)),

@@ -37,6 +37,8 @@ PVC: GVK = ("v1", "PersistentVolumeClaim")
 EVENT: GVK = ("v1", "Event")
 DEPLOYMENT: GVK = ("apps/v1", "Deployment")
 DAEMONSET: GVK = ("apps/v1", "DaemonSet")
+REPLICASET: GVK = ("apps/v1", "ReplicaSet")
+SERVICEACCOUNT: GVK = ("v1", "ServiceAccount")
 JOB: GVK = ("batch/v1", "Job")
 PGCLUSTER: GVK = ("crunchydata.com/v1", "Pgcluster")
 CRD: GVK = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
@@ -45,7 +47,7 @@ PGTASK: GVK = ("crunchydata.com/v1", "Pgtask")
 PGTASK_CRD_NAME = "pgtasks.crunchydata.com"
 
 SNAPSHOT_KINDS: tuple[GVK, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, CONFIGMAP, SECRET,
-                                   PVC, DEPLOYMENT, DAEMONSET, JOB)
+                                   PVC, DEPLOYMENT, REPLICASET, DAEMONSET, JOB, SERVICEACCOUNT)
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # what the real controllers use in names
 
 

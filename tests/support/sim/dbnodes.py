@@ -24,7 +24,7 @@ from typing import Callable
 from tests.support.nodes import NodeBackend, NodeProcessSpec
 
 from .common import CONFIGMAP, POD, PVC, Api, EventRecorder, Snapshot, labels_of, log, name_of, ns_of, uid_of
-from .dbspec import (StartError, build_spec, cluster_of, data_claim, database_container, missing_mounts,
+from .dbspec import (StartError, build_spec, cluster_of, data_claim, database_container,
                      scrub, service_address)
 from .podstatus import WAITING, PodState, crash_loop, running
 
@@ -174,12 +174,6 @@ class DatabaseNodes:
                 self._follow_service(key, node, pod, snap)
             return running(ip)
         if node or key in self.ops:
-            return WAITING
-        missing = missing_mounts(pod, snap)
-        for volume, message in missing:
-            self.events.emit(pod, "FailedMount", f'MountVolume.SetUp failed for volume "{volume}" : {message}',
-                             warning=True, host=pod["spec"].get("nodeName", ""))
-        if missing:
             return WAITING
         return self._try_start(key, pod, snap, ip)
 

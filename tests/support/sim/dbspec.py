@@ -81,10 +81,6 @@ def missing_mounts(pod: dict, snap: Snapshot) -> list[tuple[str, str]]:
     return missing
 
 
-def mounted_configmaps(pod: dict) -> list[str]:
-    return [name for v in pod["spec"].get("volumes") or [] for kind, name in _volume_refs(v) if kind == "configmap"]
-
-
 def data_claim(pod: dict) -> str | None:
     """The claim holding PGDATA (volume `pgdata`, else the first claim); None for emptyDir."""
     claims = [(v["name"], v["persistentVolumeClaim"].get("claimName")) for v in pod["spec"].get("volumes") or []
@@ -111,23 +107,83 @@ def credentials(pod: dict, snap: Snapshot) -> tuple[str, str]:
     return values[0], values[1]
 
 
-def _bootstrap_dcs(pod: dict, snap: Snapshot) -> dict:
-    """bootstrap.dcs of the mounted custom postgres-ha.yaml, else of the operator's default."""
-    cluster = cluster_of(pod)
-    names = mounted_configmaps(pod)
-    ordered = [n for n in names if n != f"{cluster}-pgha-default-config"] + \
-              [n for n in names if n == f"{cluster}-pgha-default-config"]
-    for name in ordered:
-        data = (snap.find(CONFIGMAP, ns_of(pod), name) or {}).get("data") or {}
-        text = data.get(CUSTOM_CONFIG_KEY) or data.get("pgha-default-config.yaml")
-        if text is None:
+def projected_file(pod: dict, snap: Snapshot, volume_name: str, key: str) -> tuple[str, str] | None:
+    """(ConfigMap name, text) of file `key` in projected volume `volume_name`, or None.
+
+    Sources are laid out in order and a later one writes over an earlier one's file
+    (pkg/volume/projected/projected.go collectData), as the real kubelet does.
+    """
+    found = None
+    for volume in pod["spec"].get("volumes") or []:
+        if volume.get("name") != volume_name:
             continue
-        try:
-            document = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise StartError(f'configmap "{name}": postgres-ha.yaml is not valid YAML: {exc}') from None
-        return ((document.get("bootstrap") or {}).get("dcs") or {}) if isinstance(document, dict) else {}
-    return {}
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            name = (source.get("configMap") or {}).get("name")
+            data = ((snap.find(CONFIGMAP, ns_of(pod), name) if name else None) or {}).get("data") or {}
+            if key in data:
+                found = (name, data[key])
+    return found
+
+
+def merge_config(base: dict, overlay: dict) -> dict:
+    """`yq m -x` of crunchy-containers v4.2.1 bin/postgres-ha/pre-bootstrap.sh: mappings merge
+    recursively, the overlay's scalars and lists replace the base's (pg_hba is replaced whole)."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def postgres_ha_config(pod: dict, snap: Snapshot) -> dict:
+    """The postgres-ha configuration the container bootstraps with.
+
+    pre-bootstrap.sh (crunchy-containers v4.2.1) merges the image's base files and then
+    /pgconf/postgres-ha.yaml last. /pgconf is the pod's `pgconf-volume`: the Pgcluster's
+    `customconfig` ConfigMap and `<c>-pgha-default-config` (which carries no
+    postgres-ha.yaml when the custom one does, operator/cluster/clusterlogic.go). The base
+    layer is empty here: crunchy-containers' base files (conf/postgres-ha/*.yaml: pgBackRest
+    archive_command, pgaudit preload, Crunchy's pg_hba) belong to Crunchy's PostgreSQL image,
+    not to the AntDB `-ha` images, whose own base files are not public; the socket directory
+    and pg_hba are the node backend's (tests/support/antdb_nodes.py).
+    """
+    found = projected_file(pod, snap, "pgconf-volume", CUSTOM_CONFIG_KEY)
+    if found is None:
+        return {}
+    name, text = found
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise StartError(f'configmap "{name}": postgres-ha.yaml is not valid YAML: {exc}') from None
+    if not isinstance(document, dict):
+        raise StartError(f'configmap "{name}": postgres-ha.yaml is not a YAML mapping')
+    return merge_config({}, document)
+
+
+def _bootstrap_dcs(pod: dict, snap: Snapshot) -> dict:
+    return (postgres_ha_config(pod, snap).get("bootstrap") or {}).get("dcs") or {}
+
+
+def missing_env_refs(pod: dict, snap: Snapshot) -> list[str]:
+    """The kubelet's message for every env `configMapKeyRef`/`secretKeyRef` it cannot resolve."""
+    messages = []
+    for container in pod["spec"].get("containers") or []:
+        for item in container.get("env") or []:
+            source = item.get("valueFrom") or {}
+            for ref_key, gvk, kind in (("configMapKeyRef", CONFIGMAP, "configmap"), ("secretKeyRef", SECRET, "secret")):
+                ref = source.get(ref_key)
+                if not ref or ref.get("optional"):
+                    continue
+                obj = snap.find(gvk, ns_of(pod), ref.get("name", ""))
+                if obj is None:
+                    messages.append(f'{kind} "{ref.get("name", "")}" not found')
+                elif ref.get("key") not in (obj.get("data") or {}):
+                    kind_name = "ConfigMap" if kind == "configmap" else "Secret"
+                    messages.append(f"couldn't find key {ref.get('key')} in {kind_name} "
+                                    f"{ns_of(pod)}/{ref.get('name', '')}")
+    return messages
 
 
 def dcs_config(api: Api, pod: dict, snap: Snapshot) -> dict:

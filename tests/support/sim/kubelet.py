@@ -1,9 +1,16 @@
 """The kubelet on every simulated node: pod status, pod IPs, logs and container Events.
 
-Database pods are delegated to `DatabaseNodes` (they start a real server through the
-backend); host-preparation pods run `hostprep.run_script` against the node's simulated
-sysctls; Job pods complete; every other pod becomes Ready `ready_delay` seconds after the
-kubelet first sees it.
+Before any container starts, what a real kubelet checks (pkg/kubelet/kubelet_pods.go,
+volumemanager): every Secret, ConfigMap and claim a volume names exists (else Warning
+`FailedMount`, the pod stays `ContainerCreating`), and every env `configMapKeyRef` /
+`secretKeyRef` resolves (else Warning `Failed` and `CreateContainerConfigError`). Optional
+references are skipped, as there.
+
+Then: the postgres-operator pod runs the real operator binary (`operatorpod.OperatorPods`);
+database pods are delegated to `DatabaseNodes` (a real AntDB server through the backend);
+host-preparation pods run `hostprep.run_script` against the node's simulated sysctls;
+Job pods complete; every other pod becomes Ready `ready_delay` seconds after the kubelet
+first sees it.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ from tests.support.kubeapi.store import ApiError
 
 from .common import NODE, POD, Api, EventRecorder, Snapshot, labels_of, log, name_of, ns_of, uid_of
 from .dbnodes import DatabaseNodes, is_database_pod
+from .dbspec import missing_env_refs, missing_mounts
 from .hostprep import HostSysctls, is_host_prep
-from .podstatus import WAITING, PodState, completed, current_state, render, running
+from .operatorpod import OperatorPods, is_operator_pod
+from .podstatus import WAITING, PodState, completed, config_error, current_state, render, running
 from .workloads import TERMINAL, phase
+
 
 class JobRunner(Protocol):
     """A pod whose work is real (the pgBackRest repository and Jobs): state, log text, pending count."""
@@ -46,9 +56,11 @@ class Kubelet:
     """Level-triggered: each pass computes every live pod's wanted state and writes differences."""
 
     def __init__(self, api: Api, events: EventRecorder, sysctls: HostSysctls, db: DatabaseNodes,
-                 jobs: "JobRunner | None" = None) -> None:
+                 operators: OperatorPods, jobs: "JobRunner | None" = None) -> None:
         self.api, self.events, self.sysctls, self.db = api, events, sysctls, db
+        self.operators = operators
         self.jobs = jobs                  # runs the pods that do real work (sim/backrest.py)
+        self._log_sizes: dict[str, int] = {}
         self._first_seen: dict[str, float] = {}
         self._pod_ips: dict[str, str] = {}
         self._ip_counter = 0
@@ -59,18 +71,45 @@ class Kubelet:
         node_ips = {name_of(n): internal_ip(n) for n in snap.all(NODE)}
         pods = [p for p in snap.all(POD) if phase(p) not in TERMINAL]
         self._forget_gone({uid_of(p) for p in snap.all(POD)})
+        self.operators.forget({uid_of(p) for p in pods})
         placed = [(p, self._node_of(p, node_ips)) for p in pods]
         placed = [(p, n) for p, n in placed if n is not None]      # bound to an unknown node: stays Pending
-        db_pods = [p for p, _ in placed if is_database_pod(p)]
+        blocked = {uid_of(p): self._unmet(p, snap) for p, _ in placed}
+        db_pods = [p for p, _ in placed if is_database_pod(p) and blocked[uid_of(p)] is None]
         states = self.db.reconcile(snap, db_pods, lambda p: self._pod_ip(p, node_ips))
         pending = len(self.db.ops)
         for pod, node in placed:
-            state = states.get(uid_of(pod))
+            state = blocked[uid_of(pod)] or states.get(uid_of(pod))
+            if state is None and is_operator_pod(pod):
+                state = self.operators.state(pod, self._pod_ip(pod, node_ips))
+                self._operator_log(pod)
             if state is None:
                 state, waiting = self._generic(pod, node, ready_delay, node_ips)
                 pending += waiting
             self._write(pod, state, node_ips[node], node)
         return pending
+
+    def _unmet(self, pod: dict, snap: Snapshot) -> PodState | None:
+        """The state of a pod whose volumes or env references cannot be honoured yet (else None)."""
+        if current_state(pod) is not None and current_state(pod).state != "waiting":
+            return None                   # already started: a real kubelet does not re-check
+        host = pod["spec"].get("nodeName", "")
+        missing = missing_mounts(pod, snap)
+        for volume, message in missing:
+            self.events.emit(pod, "FailedMount", f'MountVolume.SetUp failed for volume "{volume}" : {message}',
+                             warning=True, host=host)
+        if missing:
+            return WAITING
+        refs = missing_env_refs(pod, snap)
+        for message in refs:
+            self.events.emit(pod, "Failed", f"Error: {message}", warning=True, host=host)
+        return config_error() if refs else None
+
+    def _operator_log(self, pod: dict) -> None:
+        text = self.operators.log_text(uid_of(pod)) or ""
+        if len(text) != self._log_sizes.get(uid_of(pod)):
+            self._log_sizes[uid_of(pod)] = len(text)
+            self._set_log(pod, text)
 
     @staticmethod
     def _node_of(pod: dict, node_ips: dict[str, str]) -> str | None:
@@ -90,8 +129,10 @@ class Kubelet:
         return self._pod_ips[uid]
 
     def _forget_gone(self, live: set[str]) -> None:
-        gone = (set(self._first_seen) | set(self._pod_ips) | set(self._host_prep_runs)) - live
+        gone = (set(self._first_seen) | set(self._pod_ips) | set(self._host_prep_runs)
+                | set(self._log_sizes)) - live
         for uid in gone:
+            self._log_sizes.pop(uid, None)
             self._first_seen.pop(uid, None)
             self._pod_ips.pop(uid, None)
             self._host_prep_runs.pop(uid, None)
@@ -137,7 +178,7 @@ class Kubelet:
         if not self.api.set_status(POD, pod, render(pod, state, host_ip)):
             return
         newly_started = state.state != "waiting" and (current is None or current.state == "waiting")
-        if newly_started and not is_database_pod(pod):
+        if newly_started and not is_database_pod(pod) and not is_operator_pod(pod):
             for container in pod["spec"].get("containers") or []:
                 image, name = container.get("image", ""), container["name"]
                 self.events.emit(pod, "Pulled", f'Container image "{image}" already present on machine', host=node)

@@ -35,6 +35,11 @@ def crash_loop(restarts: int, pod_ip: str) -> PodState:
     return PodState("Running", False, "waiting", "CrashLoopBackOff", 0, restarts, pod_ip)
 
 
+def config_error() -> PodState:
+    """A container the kubelet cannot create (a missing env reference): Pending, not Ready."""
+    return PodState("Pending", False, "waiting", "CreateContainerConfigError")
+
+
 def completed(exit_code: int, pod_ip: str) -> PodState:
     return PodState("Succeeded" if exit_code == 0 else "Failed", False, "terminated",
                     "Completed" if exit_code == 0 else "Error", exit_code, 0, pod_ip)

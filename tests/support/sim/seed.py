@@ -1,4 +1,5 @@
-"""The objects a freshly built kubeadm cluster has, and what a finished operator install adds.
+"""The objects a freshly built kubeadm cluster has, and what a finished operator install adds
+(exactly what the package's install applies: the operator pod then runs the real binary).
 
 Why kube-proxy is modelled at all: the product switches it to ipvs mode (runbook 2.3) by
 editing its ConfigMap and deleting its pods; both must exist, look like kubeadm's, and the
@@ -7,17 +8,8 @@ pods must come back under new names.
 
 from __future__ import annotations
 
-from pathlib import Path
+from .common import CRD, Api
 
-import yaml
-
-from .common import CRD, Api, log
-
-INCLUDE_DIR = Path(__file__).resolve().parents[3] / "include"
-CRD_FILE = INCLUDE_DIR / "crd" / "pgclusters.crunchydata.com.yaml"
-# Every CRD the package ships (Pgcluster, Pgtask, ...): an operator install registers them all.
-CRD_FILES = tuple(sorted((INCLUDE_DIR / "crd").glob("*.yaml")))
-OPERATOR_FILE = INCLUDE_DIR / "operator" / "postgres-operator.yaml"
 KUBE_PROXY_IMAGE = "registry.k8s.io/kube-proxy:v1.30.6"
 
 # kubeadm's KubeProxyConfiguration: mode "" means iptables; the ipvs block is present but unused.
@@ -141,31 +133,22 @@ def kube_proxy_objects() -> list[dict]:
 
 
 def operator_objects() -> list[dict]:
-    """The CRD plus the package's own operator manifest (what its install step creates);
-    a minimal built-in stand-in if that manifest is missing."""
-    objects = [yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))]
-    objects += [yaml.safe_load(path.read_text(encoding="utf-8")) for path in CRD_FILES if path != CRD_FILE]
-    if OPERATOR_FILE.exists():
-        docs = [d for d in yaml.safe_load_all(OPERATOR_FILE.read_text(encoding="utf-8")) if d]
-    else:
-        log.warning("%s not found: seeding a minimal postgres-operator", OPERATOR_FILE)
-        docs = _minimal_operator()
-    namespaces = [d for d in docs if d.get("kind") == "Namespace"]
-    return objects + namespaces + [d for d in docs if d.get("kind") != "Namespace"]
+    """What the package's own `operator.install: true` creates for the default conf: the five
+    CRDs, include/operator, and Secret pgo-backrest-repo-config (EnsurePgoOperator)."""
+    import base64
 
+    from antdb_k8s.backends.credentials import operator_repo_config
+    from antdb_k8s.core.install import install_manifests
+    from antdb_k8s.core.spec import parse_spec
 
-def _minimal_operator() -> list[dict]:
-    labels = {"name": "postgres-operator", "vendor": "crunchydata"}
-    containers = [{"name": n, "image": f"crunchydata/{img}:centos7-4.2.1"} for n, img in
-                  (("apiserver", "pgo-apiserver"), ("operator", "postgres-operator"),
-                   ("scheduler", "pgo-scheduler"), ("event", "pgo-event"))]
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pgo", "labels": {"vendor": "crunchydata"}}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "postgres-operator", "namespace": "pgo", "labels": dict(labels)},
-         "spec": {"replicas": 1, "selector": {"matchLabels": dict(labels)},
-                  "template": {"metadata": {"labels": dict(labels)}, "spec": {"containers": containers}}}},
-    ]
+    spec = parse_spec({})
+    objects = install_manifests(spec)
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in operator_repo_config().items()}
+    objects.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+                    "metadata": {"name": "pgo-backrest-repo-config", "namespace": spec.operator_namespace,
+                                 "labels": {"vendor": "crunchydata"}}})
+    namespaces = [d for d in objects if d.get("kind") == "Namespace"]
+    return namespaces + [d for d in objects if d.get("kind") != "Namespace"]
 
 
 def seed_objects(api: Api, nodes: tuple[str, ...], operator_installed: bool) -> None:
@@ -179,5 +162,5 @@ def seed_objects(api: Api, nodes: tuple[str, ...], operator_installed: bool) -> 
     if operator_installed:
         for obj in operator_objects():
             if obj.get("kind") == CRD[1] and obj.get("apiVersion") != CRD[0]:
-                raise ValueError(f"{CRD_FILE} is not an {CRD[0]} CRD")
+                raise ValueError(f"CRD {obj['metadata']['name']} is not an {CRD[0]} CRD")
             api.create(obj)

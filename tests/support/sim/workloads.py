@@ -1,10 +1,15 @@
-"""The kube-controller-manager parts the product leans on: Deployment, DaemonSet and Job
-controllers, the scheduler's node choice, dynamic PVC provisioning and Endpoints.
+"""The kube-controller-manager parts a cluster has besides the operator: Deployment ->
+ReplicaSet -> Pod, DaemonSet and Job controllers, the ServiceAccount controller and
+admission, the scheduler's node choice, dynamic PVC provisioning and Endpoints.
 
-Simplifications, chosen because the product never sees the difference: Deployment pods are
-owned by the Deployment directly (no ReplicaSet objects, but the `<deploy>-<hash>-<rand>`
-names and `pod-template-hash` label of a real ReplicaSet); a template change replaces the
-pods at once; every PVC is bound as soon as it exists (a provisioner for every class).
+As upstream: a Deployment owns one ReplicaSet `<deploy>-<pod-template-hash>` per template
+(old ones are scaled to 0 and kept), the ReplicaSet owns pods `<rs>-<rand>`; every
+namespace gets ServiceAccount `default`; a pod naming a ServiceAccount that does not exist
+is refused at creation (plugin/pkg/admission/serviceaccount), which the owning controller
+reports as a Warning `FailedCreate` Event and retries.
+Simplifications, chosen because the product never sees the difference: a template change
+replaces the pods at once (no surge); every PVC is bound as soon as it exists (a
+provisioner for every class).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 
-from .common import (DAEMONSET, DEPLOYMENT, ENDPOINTS, JOB, NODE, POD, PVC, SERVICE, Api, EventRecorder,
+from .common import (DAEMONSET, DEPLOYMENT, ENDPOINTS, JOB, NAMESPACE, NODE, POD, PVC, REPLICASET, SERVICE,
+                     SERVICEACCOUNT, Api, EventRecorder,
                      Snapshot, condition_true, deep, labels_of, make_condition, name_of,
                      now_rfc3339, ns_of, owner_ref, pod_ready, rand_suffix, selector_matches, stable_hash,
                      uid_of)
@@ -82,16 +88,21 @@ class Workloads:
         self.api = api
         self.events = events
         self._endpoints: set[tuple[str, str]] = set()
+        self._accounts: set[tuple[str, str]] = set()
 
     def reconcile(self, snap: Snapshot) -> None:
         owned: dict[str, list[dict]] = defaultdict(list)
-        for pod in snap.all(POD):
-            for ref in pod["metadata"].get("ownerReferences") or []:
+        for obj in snap.all(POD) + snap.all(REPLICASET):
+            for ref in obj["metadata"].get("ownerReferences") or []:
                 if ref.get("controller"):
-                    owned[ref["uid"]].append(pod)
+                    owned[ref["uid"]].append(obj)
+        self._accounts = {(ns_of(a), name_of(a)) for a in snap.all(SERVICEACCOUNT)}
+        self._default_accounts(snap)
         scheduler = Scheduler(snap)
         for deployment in snap.all(DEPLOYMENT):
-            self._deployment(deployment, owned[uid_of(deployment)], scheduler)
+            self._deployment(deployment, owned[uid_of(deployment)], owned)
+        for replica_set in snap.all(REPLICASET):
+            self._replica_set(replica_set, [p for p in owned[uid_of(replica_set)] if p["kind"] == "Pod"], scheduler)
         for daemon_set in snap.all(DAEMONSET):
             self._daemon_set(daemon_set, owned[uid_of(daemon_set)], scheduler.nodes)
         for job in snap.all(JOB):
@@ -99,15 +110,54 @@ class Workloads:
         self._bind_claims(snap)
         self._sync_endpoints(snap)
 
-    # ------------------------------------------------------------ Deployments
+    def _default_accounts(self, snap: Snapshot) -> None:
+        """pkg/controller/serviceaccount: every namespace has ServiceAccount `default`."""
+        for namespace in snap.all(NAMESPACE):
+            key = (name_of(namespace), "default")
+            if key not in self._accounts and (namespace.get("status") or {}).get("phase") != "Terminating":
+                self.api.create({"apiVersion": "v1", "kind": "ServiceAccount",
+                                 "metadata": {"name": "default", "namespace": key[0]}})
 
-    def _deployment(self, deployment: dict, pods: list[dict], scheduler: Scheduler) -> None:
+    # ------------------------------------------------------------ Deployments and ReplicaSets
+
+    def _deployment(self, deployment: dict, children: list[dict], owned: dict[str, list[dict]]) -> None:
         spec = deployment["spec"]
         want = int(spec.get("replicas", 1))
         template_hash = stable_hash(uid_of(deployment), spec.get("template"))
+        rs_name = f"{name_of(deployment)}-{template_hash}"
+        replica_sets = [c for c in children if c["kind"] == "ReplicaSet"]
+        current = next((r for r in replica_sets if name_of(r) == rs_name), None)
+        for old in replica_sets:
+            if old is not current and int(old["spec"].get("replicas", 0)) != 0:
+                self.api.patch(REPLICASET, ns_of(old), name_of(old), {"spec": {"replicas": 0}})
+        if current is None:
+            self.api.create(self._replica_set_manifest(deployment, rs_name, template_hash, want))
+            pods: list[dict] = []
+        else:
+            if int(current["spec"].get("replicas", 0)) != want:
+                self.api.patch(REPLICASET, ns_of(current), rs_name, {"spec": {"replicas": want}})
+            pods = [p for p in owned[uid_of(current)] if p["kind"] == "Pod" and phase(p) not in TERMINAL]
+        self._deployment_status(deployment, pods[:want], want, template_hash)
+
+    @staticmethod
+    def _replica_set_manifest(deployment: dict, name: str, template_hash: str, replicas: int) -> dict:
+        spec = deployment["spec"]
+        template = deep(spec["template"])
+        template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = template_hash
+        selector = deep(spec.get("selector") or {})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = template_hash
+        labels = {**(template["metadata"]["labels"])}
+        return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": name, "namespace": ns_of(deployment), "labels": labels,
+                             "annotations": {"deployment.kubernetes.io/revision": "1"},
+                             "ownerReferences": [owner_ref(deployment)]},
+                "spec": {"replicas": replicas, "selector": selector, "template": template}}
+
+    def _replica_set(self, replica_set: dict, pods: list[dict], scheduler: Scheduler) -> None:
+        want = int(replica_set["spec"].get("replicas", 0))
         current = []
         for pod in pods:
-            if labels_of(pod).get("pod-template-hash") != template_hash or phase(pod) in TERMINAL:
+            if phase(pod) in TERMINAL:
                 self.api.delete(POD, ns_of(pod), name_of(pod))
             else:
                 current.append(pod)
@@ -115,14 +165,26 @@ class Workloads:
         for pod in current[want:]:
             self.api.delete(POD, ns_of(pod), name_of(pod))
         current = current[:want]
-        base = f"{name_of(deployment)}-{template_hash}-"
         for _ in range(want - len(current)):
-            self._create_pod(deployment, spec["template"], base, scheduler.pick(),
-                             {"pod-template-hash": template_hash})
-        self._deployment_status(deployment, current, want, template_hash)
+            self._create_pod(replica_set, replica_set["spec"]["template"], f"{name_of(replica_set)}-",
+                             scheduler.pick(), {})
+        ready = sum(1 for p in current if pod_ready(p))
+        status = _omit_zero({"observedGeneration": replica_set["metadata"].get("generation", 1),
+                             "fullyLabeledReplicas": len(current), "readyReplicas": ready,
+                             "availableReplicas": ready})
+        status["replicas"] = len(current)           # required, even when 0
+        self.api.set_status(REPLICASET, replica_set, status)
 
     def _create_pod(self, owner: dict, template: dict, base: str, node: str | None,
                     extra_labels: dict[str, str]) -> None:
+        account = (template.get("spec") or {}).get("serviceAccountName") or "default"
+        if (ns_of(owner), account) not in self._accounts:
+            kind = "ReplicaSet" if owner["kind"] == "ReplicaSet" else owner["kind"]
+            self.events.emit(owner, "FailedCreate",
+                             f'Error creating: pods "{base}" is forbidden: error looking up service account '
+                             f'{ns_of(owner)}/{account}: serviceaccount "{account}" not found',
+                             warning=True, component=f"{kind.lower()}-controller")
+            return
         pod = pod_from_template(owner, template, base + rand_suffix(), node, extra_labels, base)
         created = self.api.create(pod)
         if created and node:
