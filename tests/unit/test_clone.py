@@ -117,6 +117,8 @@ def test_backup_request_is_the_pgtask_pgo_backup_creates():
     assert params["job-name"] == "backrest-backup-cn1" and params["backrest-command"] == "backup"
     assert params["podname"] == "cn1-backrest-shared-repo-5d8-x7k2p" and params["pg-cluster"] == "cn1"
     assert request["metadata"]["labels"]["pg-cluster"] == "cn1"
+    # The job controller completes it with a JSON-patch replace of /spec/status: the key must exist.
+    assert request["spec"]["status"] == "" and request["spec"]["storagespec"]["storagetype"] == ""
     selector = parse_label_selector(backup_job_selector("cn1"))
     # backrest-job.json's labels: the selector finds cn1's backup Job and not its stanza-create Job
     backup_labels = {"vendor": "crunchydata", "pgo-backrest": "true", "pgo-backrest-job": "true",

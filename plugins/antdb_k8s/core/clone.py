@@ -35,6 +35,7 @@ from typing import Iterable, Mapping
 import yaml
 
 from antdb_k8s.core.names import require_dns1123_label
+from antdb_k8s.core.scale import pgtask_spec
 
 CRUNCHY_API = "crunchydata.com/v1"
 TASK_COMPLETED = "completed"                 # apis/cr/v1/common.go CompletedStatus
@@ -68,10 +69,10 @@ def backup_request(namespace: str, cluster: str, repo_pod: str, *, pgouser: str,
         "apiVersion": CRUNCHY_API, "kind": "Pgtask",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {"pg-cluster": cluster, "pg-cluster-id": identifier, "pgouser": pgouser}},
-        "spec": {"name": name, "namespace": namespace, "tasktype": "backrest",
-                 "parameters": {"job-name": name, "pg-cluster": cluster, "podname": repo_pod,
-                                "containername": "database", "backrest-command": "backup",
-                                "backrest-opts": "", "backrest-storage-type": ""}},
+        "spec": pgtask_spec(namespace, name, "backrest",
+                            {"job-name": name, "pg-cluster": cluster, "podname": repo_pod,
+                             "containername": "database", "backrest-command": "backup",
+                             "backrest-opts": "", "backrest-storage-type": ""}),
     }
 
 
