@@ -8,7 +8,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from antdb_k8s.core.clone import (STEP_GRACE_SECONDS, backup_job_selector, backup_request, backup_verdict,
-                                  clone_verdict, custom_parameters, dcs_parameters_missing, pgconf_volumes_with,
+                                  clone_verdict, custom_bootstrap_dcs, dcs_is_stale, pgconf_volumes_with,
                                   source_ready_verdict)
 from tests.support.kubeapi.selectors import labels_match, parse_label_selector
 
@@ -150,17 +150,17 @@ def test_the_custom_config_goes_first_in_the_pgconf_volume_once():
     assert pgconf_volumes_with(patched, "pgo-custom-antdb-config") is None
 
 
-def test_dcs_config_learns_missing_custom_parameters_only():
-    text = ("bootstrap:\n  dcs:\n    postgresql:\n      parameters:\n"
+def test_a_dcs_config_bootstrapped_from_another_file_is_stale():
+    text = ("bootstrap:\n  dcs:\n    loop_wait: 10\n    postgresql:\n      parameters:\n"
             "        agtm_host: 127.10.0.1\n        agtm_port: 5432\n")
-    wanted = custom_parameters(text)
-    assert wanted == {"agtm_host": "127.10.0.1", "agtm_port": 5432}
-    raw = json.dumps({"loop_wait": 10, "postgresql": {"parameters": {"max_connections": 100}}})
-    updated = dcs_parameters_missing(raw, wanted)
-    assert updated["loop_wait"] == 10
-    assert updated["postgresql"]["parameters"] == {"max_connections": 100, "agtm_host": "127.10.0.1", "agtm_port": 5432}
-    assert dcs_parameters_missing(json.dumps(updated), wanted) is None
-    assert custom_parameters("not: [valid") == {}
+    custom = custom_bootstrap_dcs(text)
+    assert custom["postgresql"]["parameters"] == {"agtm_host": "127.10.0.1", "agtm_port": 5432}
+    from_custom = json.dumps(custom)
+    from_default = json.dumps({"loop_wait": 10, "postgresql": {"parameters": {"archive_timeout": None}}})
+    assert not dcs_is_stale(from_custom, custom)
+    assert dcs_is_stale(from_default, custom)
+    assert dcs_is_stale("not json", custom)
+    assert custom_bootstrap_dcs("not: [valid") == {}
 
 
 def test_a_backup_is_requested_only_once_the_stanza_exists_and_no_earlier_backup_runs():

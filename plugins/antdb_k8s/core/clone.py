@@ -21,8 +21,8 @@ without its Job, for longer than the operator's own bounded waits (STEP_GRACE_SE
   postgres-ha.yaml into `<t>-pgha-default-config`. The package restores what a Pgcluster with
   customconfig gets: the field, the ConfigMap first in the pgconf projected volume
   (cluster-deployment.json), no default postgres-ha.yaml (clusterlogic.go; a later projected
-  source would hide the custom file), and the custom parameters in Patroni's DCS config if a
-  first pod already bootstrapped it.
+  source would hide the custom file), and no Patroni DCS config bootstrapped from the default
+  file by a first pod.
 """
 
 from __future__ import annotations
@@ -248,34 +248,33 @@ def pgconf_volumes_with(volumes: list[dict], customconfig: str) -> list[dict] | 
     return result if changed else None
 
 
-def custom_parameters(postgres_ha_yaml: str) -> dict:
-    """`bootstrap.dcs.postgresql.parameters` of a postgres-ha.yaml ({} when absent or not YAML)."""
+def custom_bootstrap_dcs(postgres_ha_yaml: str) -> dict:
+    """`bootstrap.dcs` of a postgres-ha.yaml ({} when absent or not YAML)."""
     try:
         document = yaml.safe_load(postgres_ha_yaml or "") or {}
     except yaml.YAMLError:
         return {}
-    dcs = ((document.get("bootstrap") or {}).get("dcs") or {}) if isinstance(document, dict) else {}
-    parameters = (dcs.get("postgresql") or {}).get("parameters") or {}
-    return dict(parameters) if isinstance(parameters, dict) else {}
+    dcs = (document.get("bootstrap") or {}).get("dcs") if isinstance(document, dict) else None
+    return dict(dcs) if isinstance(dcs, dict) else {}
 
 
-def dcs_parameters_missing(raw_config: str | None, wanted: Mapping[str, object]) -> dict | None:
-    """Patroni's DCS config (`<c>-config` annotation `config`) with the custom config's
-    postgresql parameters merged in, as JSON-ready dict; None when nothing is missing.
+def dcs_is_stale(raw_config: str | None, custom_dcs: Mapping) -> bool:
+    """Did Patroni bootstrap the clone's DCS config (`<c>-config` annotation `config`) from
+    another file than the custom one? Then its postgresql parameters differ from the custom
+    bootstrap.dcs ones.
 
-    Patroni bootstraps that annotation once from the postgres-ha.yaml it finds and runs from
-    it ever after, so a clone whose first pod started without the custom config keeps
-    running without it unless the DCS config learns the parameters too.
+    Patroni bootstraps that annotation once, from the postgres-ha.yaml the first pod finds,
+    and runs from it ever after: a clone whose first pod started before its customconfig was
+    restored runs with the operator's defaults (no agtm_host; and for a clone, whose
+    Pgcluster lacks the `archive-timeout` user label, `archive_timeout` rendered empty by
+    AddDefaultPostgresHaConfigMap) however its pods are mounted, until that config goes.
     """
     try:
         config = json.loads(raw_config or "{}")
     except json.JSONDecodeError:
-        config = {}
+        return True
     if not isinstance(config, dict):
-        config = {}
-    parameters = ((config.get("postgresql") or {}).get("parameters") or {})
-    missing = {k: v for k, v in wanted.items() if parameters.get(k) != v}
-    if not missing:
-        return None
-    config.setdefault("postgresql", {}).setdefault("parameters", {}).update(missing)
-    return config
+        return True
+    have = (config.get("postgresql") or {}).get("parameters") or {}
+    want = (custom_dcs.get("postgresql") or {}).get("parameters") or {}
+    return dict(have) != dict(want)

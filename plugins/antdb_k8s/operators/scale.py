@@ -9,7 +9,6 @@ and wait with deadlines. pgxc_node is changed only through the one planner and a
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from datetime import datetime, timezone
@@ -18,7 +17,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from antdb_k8s.core.clone import (POSTGRES_HA_KEY, backup_job_selector, backup_request, backup_task_name,
-                                  backup_verdict, clone_verdict, custom_parameters, dcs_parameters_missing,
+                                  backup_verdict, clone_verdict, custom_bootstrap_dcs, dcs_is_stale,
                                   default_config_name, pgconf_volumes_with, source_ready_verdict)
 from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL, dcs_config_name
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
@@ -321,8 +320,9 @@ class CloneCoordinatorsOperator(_PlanOperator):
             time.sleep(min(timeouts["poke_interval"], max(timeouts["clone_ready"] - waited, 0.1)))
 
     def _restore_customconfig(self, plan: ScalePlan, name: str) -> bool:
-        """Give the clone the source's customconfig (Pgcluster, pod template, Patroni DCS);
-        True once its Deployment runs a pod template that mounts it."""
+        """Give the clone the source's customconfig as the operator renders it for a Pgcluster that
+        has one (see core.clone); True once its Deployment runs that pod template and Patroni's
+        DCS config comes from the custom file."""
         namespace = plan.namespace
         source = self.kube.get(CRUNCHY_API, "Pgcluster", plan.source, namespace) or {}
         customconfig = (source.get("spec") or {}).get("customconfig") or ""
@@ -333,7 +333,6 @@ class CloneCoordinatorsOperator(_PlanOperator):
             self.kube.patch(CRUNCHY_API, "Pgcluster", name, {"spec": {"customconfig": customconfig}}, namespace)
             self.log.info("%s: customconfig %s restored on the Pgcluster (the clone drops it)", name, customconfig)
         self._drop_default_postgres_ha(namespace, name)
-        self._restore_dcs_parameters(namespace, name, customconfig)
         deployment = self.kube.get("apps/v1", "Deployment", name, namespace)
         if deployment is None:
             return False
@@ -344,8 +343,10 @@ class CloneCoordinatorsOperator(_PlanOperator):
             self.log.info("%s: ConfigMap %s added to the pods' pgconf volume", name, customconfig)
             return False
         status = deployment.get("status") or {}
-        return (status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
-                and status.get("updatedReplicas", 0) >= 1)
+        if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 1) \
+                or status.get("updatedReplicas", 0) < 1:
+            return False
+        return not self._drop_stale_dcs(namespace, name, customconfig)
 
     def _drop_default_postgres_ha(self, namespace: str, name: str) -> None:
         """`<t>-pgha-default-config` without its postgres-ha.yaml, as the operator makes it for a
@@ -357,19 +358,20 @@ class CloneCoordinatorsOperator(_PlanOperator):
                             namespace)
             self.log.info("%s: default postgres-ha.yaml removed from %s", name, default_config_name(name))
 
-    def _restore_dcs_parameters(self, namespace: str, name: str, customconfig: str) -> None:
-        """Patroni's `<c>-config`, if a pod already bootstrapped it without the custom parameters."""
+    def _drop_stale_dcs(self, namespace: str, name: str, customconfig: str) -> bool:
+        """Delete Patroni's `<t>-config` if the first pod bootstrapped it from the operator's default
+        file; the clone has not served yet, so its next start bootstraps from the custom file."""
         dcs = self.kube.get("v1", "ConfigMap", dcs_config_name(name), namespace)
         custom = self.kube.get("v1", "ConfigMap", customconfig, namespace)
         if dcs is None or custom is None:
-            return
-        text = (custom.get("data") or {}).get(POSTGRES_HA_KEY) or ""
-        wanted = custom_parameters(text)
-        updated = dcs_parameters_missing(((dcs.get("metadata") or {}).get("annotations") or {}).get("config"), wanted)
-        if updated is not None:
-            self.kube.patch("v1", "ConfigMap", dcs_config_name(name),
-                            {"metadata": {"annotations": {"config": json.dumps(updated, sort_keys=True)}}}, namespace)
-            self.log.info("%s: Patroni DCS config given the parameters of %s", name, customconfig)
+            return False
+        wanted = custom_bootstrap_dcs((custom.get("data") or {}).get(POSTGRES_HA_KEY) or "")
+        if not dcs_is_stale(((dcs.get("metadata") or {}).get("annotations") or {}).get("config"), wanted):
+            return False
+        self.kube.delete("v1", "ConfigMap", dcs_config_name(name), namespace)
+        self.log.info("%s: Patroni DCS config %s was bootstrapped without %s: deleted, it bootstraps again",
+                      name, dcs_config_name(name), customconfig)
+        return True
 
     def _label(self, namespace: str, name: str) -> None:
         """The operator's clone carries Crunchy's labels only; add the package's, as deploy sets them."""
