@@ -6,7 +6,7 @@ VENV := .venv
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test test-unit test-integration test-antdb bench clean
+.PHONY: run test test-unit test-integration bench clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -25,22 +25,18 @@ run: $(STAMP_RUN)
 	scripts/run-airflow.sh
 
 test: $(STAMP_TEST)
-	scripts/ensure-postgres.sh
+	scripts/prepare-tests.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP_TEST)
 	$(VENV)/bin/pytest tests/unit tests/dags $(PYTEST_ARGS)
 
 test-integration: $(STAMP_TEST)
-	scripts/ensure-postgres.sh
-	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
-
-test-antdb: $(STAMP_TEST)
-	scripts/ensure-postgres.sh
-	$(VENV)/bin/pytest -m antdb -rs tests/antdb tests/integration $(PYTEST_ARGS)
+	scripts/prepare-tests.sh
+	$(VENV)/bin/pytest tests/integration tests/antdb $(PYTEST_ARGS)
 
 bench: $(STAMP_TEST)
-	scripts/ensure-postgres.sh
+	scripts/prepare-tests.sh
 	$(VENV)/bin/python -m bench.run
 
 clean:

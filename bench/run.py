@@ -74,7 +74,7 @@ def bench_readiness() -> None:
     import tempfile
 
     from antdb_k8s.hooks.kube import AntDBKubeHook
-    from antdb_k8s.triggers.readiness import read_readiness
+    from antdb_k8s.services.discovery import read_readiness
     from tests.support.kubeapi import KubeApiServer, ObjectStore
 
     rows = []

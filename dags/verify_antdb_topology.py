@@ -1,4 +1,4 @@
-"""verify_antdb_topology: nightly check of a deployed AntDB cluster against Kubernetes, with repair.
+"""verify_antdb_topology: nightly check of every deployed AntDB cluster against Kubernetes, with repair.
 
 Wiring only: no I/O at parse time.
 """
@@ -10,12 +10,20 @@ from datetime import timedelta
 from airflow.sdk import DAG, Param
 
 from antdb_k8s.operators.repair import REPAIR_LEVELS, RepairTopologyOperator
-from antdb_k8s.operators.verify import VerifyTopologyOperator, notify_drift
+from antdb_k8s.operators.verify import (
+    MAP_INDEX_TEMPLATE,
+    DeployedClustersOperator,
+    VerifyTopologyOperator,
+    final_verify_kwargs,
+    notify_drift,
+)
 
 DOC_MD = """
-### Verify an AntDB cluster against Kubernetes (nightly), optionally repairing drift
+### Verify every AntDB cluster against Kubernetes (nightly), optionally repairing drift
 
-**verify** → **repair** → **final_verify**. Kubernetes is the truth (ADR 0001); every check is a row of
+**clusters** → **verify** → **repair** → **final_verify**, one mapped task per cluster (the map index
+shows its namespace). With no `namespace` (the nightly run) every namespace the package deployed into
+(labelled `app.kubernetes.io/managed-by=antdb-airflow`) is verified; with one, only that cluster. Kubernetes is the truth (ADR 0001); every check is a row of
 the report table in the task log and of the XCom `report` (`clean`, `drift`, `findings`):
 
 * per node: primary pod Ready, Service ClusterIP present, database reachable, AntDB version;
@@ -31,7 +39,8 @@ the report table in the task log and of the XCom `report` (`clean`, `drift`, `fi
 Patroni `<node>-config`, restarts the nodes still on the old address one at a time (each must be Ready and
 answering with the new agtm_host before the next), then does the safe repair.
 
-**final_verify fails the run when drift remains**, naming it, so it shows red in the run history.
+**final_verify fails the run when drift remains in any cluster**, naming the namespace and the drift, so
+it shows red in the run history; the other clusters are still verified (and repaired).
 
 #### Notifications
 The DAG's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
@@ -41,9 +50,10 @@ drift. To be paged instead, copy this file and pass any Airflow notifier as well
 """
 
 PARAMS = {
-    "namespace": Param("pgouser1", type="string", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+    "namespace": Param("", type="string", pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$",
                        title="Namespace", section="Cluster",
-                       description="Kubernetes namespace holding the AntDB cluster to verify."),
+                       description="Kubernetes namespace holding the AntDB cluster to verify; empty: every "
+                                   "cluster the package deployed."),
     "repair": Param("off", type="string", enum=list(REPAIR_LEVELS), title="Repair", section="Repair",
                     description="off: report only. safe: fix pgxc_node with the deploy planner/applier. "
                                 "full: safe, plus move every node to gc's current address (ConfigMaps, "
@@ -64,9 +74,13 @@ with DAG(
     params=PARAMS,
     on_failure_callback=notify_drift,
 ) as dag:
-    verify = VerifyTopologyOperator(task_id="verify")
-    repair = RepairTopologyOperator(task_id="repair", report=verify.output, retries=1)
-    final_verify = VerifyTopologyOperator(task_id="final_verify", fail_on_drift=True, previous=verify.output,
-                                          repair_result=repair.output)
+    clusters = DeployedClustersOperator(task_id="clusters")
+    verify = VerifyTopologyOperator.partial(task_id="verify", map_index_template=MAP_INDEX_TEMPLATE).expand(
+        namespace=clusters.output)
+    repair = RepairTopologyOperator.partial(task_id="repair", retries=1, map_index_template=MAP_INDEX_TEMPLATE
+                                            ).expand(report=verify.output)
+    final_verify = VerifyTopologyOperator.partial(
+        task_id="final_verify", fail_on_drift=True, map_index_template=MAP_INDEX_TEMPLATE,
+    ).expand_kwargs(verify.output.zip(repair.output).map(final_verify_kwargs))
 
-    verify >> repair >> final_verify
+    clusters >> verify >> repair >> final_verify

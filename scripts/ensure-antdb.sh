@@ -14,10 +14,14 @@ ARCHIVE=antdb-a8a0374.tar.gz
 REV=a8a0374
 URL="https://codeload.github.com/ADBSQL/AntDB/tar.gz/$REV"
 BUILD_DEBS=(gcc make bison flex libreadline-dev zlib1g-dev libssl-dev libssh2-1-dev)
-# What `make install` would install but for src/bin/agent (it does not build with GCC 12 and the
-# tests do not need it); pg_stat_statements because the runbook preloads it.
-INSTALL_DIRS=(src/backend src/interfaces src/include src/timezone src/port src/common src/makefiles
-              config contrib/pg_stat_statements)
+# What `make install` installs (src/Makefile's SUBDIRS, in its order) but for src/bin/agent, whose
+# install fails and which no node needs, and the test suites; pg_stat_statements because the
+# runbook preloads it. Version 2: v1 missed conversion_procs, snowball and pl (initdb needs them).
+BUILD_VERSION=2
+INSTALL_DIRS=(src/common src/port src/timezone src/backend src/backend/utils/mb/conversion_procs
+              src/backend/snowball src/include src/interfaces src/backend/replication/libpqwalreceiver
+              src/backend/replication/pgoutput src/fe_utils src/pl src/makefiles config
+              contrib/pg_stat_statements)
 
 check_home() {
   [ -x "$1/bin/initdb" ] && [ -x "$1/bin/pg_ctl" ] && [ -x "$1/bin/postgres" ] \
@@ -30,7 +34,7 @@ if [ -n "${ANTDB_HOME:-}" ]; then
   exit 0
 fi
 
-key="$(cache_key "$ARCHIVE" "$REV")"
+key="$(cache_key "$ARCHIVE" "$REV")-b$BUILD_VERSION"
 root="$(cache_root)/antdb-$key"
 home="$root/install"
 
@@ -73,6 +77,7 @@ fetch_source "$ARCHIVE" "$URL" "$root/src"
   for dir in "${INSTALL_DIRS[@]}"; do
     make -C "$dir" install >> "$root/install.log" 2>&1 || { tail -40 "$root/install.log" >&2; exit 1; }
   done
+  make -C src install-local >> "$root/install.log" 2>&1 || { tail -40 "$root/install.log" >&2; exit 1; }
   for dir in src/bin/*/; do
     [ "$(basename "$dir")" = agent ] && continue
     [ -f "$dir/Makefile" ] || continue

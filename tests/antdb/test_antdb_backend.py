@@ -1,6 +1,6 @@
 """The real-AntDB backend runs a working distributed cluster: 1 gc + 1 cn + 2 dn on loopback.
 
-Skipped (with the reason) unless ANTDB_HOME points at an installed AntDB. What it proves:
+On the AntDB build `make test` caches (or ANTDB_HOME). What it proves:
 nodes start with the right identity and GTM settings, node DDL wires pgxc_node, data is
 hash-distributed over both datanodes through the password-authenticated pooler, gc and
 cn1 agree, and everything survives a gc restart.
@@ -14,11 +14,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.support.antdb_nodes import AntDBBackend, antdb_home_or_skip_reason
+from tests.support.antdb_nodes import AntDBBackend, antdb_home
 from tests.support.nodes import NodeProcessSpec
 
-ANTDB_HOME, SKIP_REASON = antdb_home_or_skip_reason()
-pytestmark = [pytest.mark.antdb, pytest.mark.skipif(ANTDB_HOME is None, reason=SKIP_REASON), pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.antdb, pytest.mark.timeout(600)]
 
 NAMESPACE = "antdb-test"
 PASSWORD = "t3st-Secret:with\\odd'chars"
@@ -102,7 +101,7 @@ def _wire_and_load() -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[AntDBBackend]:
     """1 gc + 2 dn + 1 cn, started in AntDB's order; pgxc_node untouched."""
-    backend = AntDBBackend(ANTDB_HOME, str(tmp_path_factory.mktemp("antdb")))
+    backend = AntDBBackend(antdb_home(), str(tmp_path_factory.mktemp("antdb")))
     try:
         for name in NODES:
             backend.start_node(_spec(name))

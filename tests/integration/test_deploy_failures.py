@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from antdb_k8s.core.pgxc import PgxcRow
 from tests.integration.test_deploy_e2e import MUTATING, NS
+from tests.support.drift import create_row, drop_row
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +62,7 @@ def test_a_datanode_kubernetes_does_not_have_is_refused_not_dropped(fresh_cluste
     conf = {"coordinators": 1, "datanodes": 2, "prepare_hosts": "off", "timeouts": {"gc_ready": 300, "nodes_ready": 300, "poke_interval": 1}}
     assert cluster.run_dag("deploy_antdb", conf).state == "success"
     # A stale datanode row, as if dn9 had been removed from Kubernetes by hand.
-    cluster.query(NS, "cn1", "SELECT antdb_shim.create_node('dn9', 'D', '127.0.0.9', 5432, false, false, false)")
+    create_row(cluster, NS, "cn1", PgxcRow("dn9", "D", "127.0.0.9", 5432))
     before = cluster.pgxc_rows(NS, "cn1")
     capfd.readouterr()
 
@@ -74,8 +76,7 @@ def test_a_datanode_kubernetes_does_not_have_is_refused_not_dropped(fresh_cluste
 
     # Once the DBA has dealt with dn9 (here: removed its row by hand), the same conf re-run
     # continues from where the failed run stopped and finishes the deploy.
-    cluster.query(NS, "cn1", "SELECT antdb_shim.drop_node('dn9')")
-    cluster.query(NS, "cn1", "SELECT pgxc_pool_reload()")
+    drop_row(cluster, NS, "cn1", "dn9")
     assert cluster.run_dag("deploy_antdb", conf).state == "success"
     assert "dn9" not in {row[0] for row in cluster.pgxc_rows(NS, "cn1")}
     assert cluster.pgxc_rows(NS, "cn1") == cluster.pgxc_rows(NS, "gc")

@@ -2,8 +2,7 @@
 fails naming the drift with repair off, repairs at the right level, and a second run with
 repair off passes. Every scenario ends by counting a table written before any of them.
 
-Tests in this module run in order against one cluster per backend (vanilla, and real
-AntDB when ANTDB_HOME is set).
+Tests in this module run in order against one cluster of real AntDB nodes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Real AntDB nodes for the test-side kubelet: one server process per `NodeProcessSpec`.
 
-`AntDBBackend` implements `tests.support.nodes.NodeBackend` on an installed AntDB
-(`ANTDB_HOME`, e.g. built from ADBSQL/AntDB a8a0374). Where the vanilla backend only
-imitates AntDB, this one runs the real thing, so node DDL, the pooler and the GTM are
-exercised for real.
+`AntDBBackend` implements `tests.support.nodes.NodeBackend` on an installed AntDB: the
+build of ADBSQL/AntDB a8a0374 that `scripts/ensure-antdb.sh` caches outside the checkout,
+or `ANTDB_HOME`. It is the only node backend: node DDL, the pooler and the GTM are
+exercised for real in every end-to-end test.
 
 What AntDB needs that plain PostgreSQL does not, and why this module does it:
 - `initdb --nodename`: mandatory; it becomes `pgxc_node_name`.
@@ -23,8 +23,8 @@ What AntDB needs that plain PostgreSQL does not, and why this module does it:
 - The snapshot/gxid receivers reach gc over a special protocol version that the gc's
   senders accept without pg_hba authentication.
 
-Data dirs, pg_ctl, locks, cloning and teardown are shared with the vanilla backend in
-`tests/support/pgserver.py`; this module holds only what AntDB needs on top.
+Data dirs, pg_ctl, locks, cloning and teardown live in `tests/support/pgserver.py` (plain
+PostgreSQL-style process handling); this module holds only what AntDB needs on top.
 """
 
 from __future__ import annotations
@@ -57,33 +57,63 @@ _FIXED_PARAMS = frozenset({
 })
 
 
-def antdb_home_or_skip_reason() -> tuple[str | None, str]:
-    """Return (ANTDB_HOME, "") when it holds an installed AntDB, else (None, why not).
+def _built_home() -> str:
+    """The cached build of scripts/ensure-antdb.sh, if there is one ("" otherwise); never builds."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "ensure-antdb.sh"
+    try:
+        out = subprocess.run([str(script), "--where"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
-    Tests call this to skip with a precise reason instead of failing on a machine that
-    has no AntDB build; a vanilla PostgreSQL install is rejected because its initdb has
-    no `--nodename`.
+
+def antdb_home() -> str:
+    """The AntDB installation the tests run: `ANTDB_HOME`, else the cached build.
+
+    Raises `AntDBUnavailable` with what to do when there is none: AntDB is the only node
+    backend, so a machine without it cannot run the end-to-end tests at all, and saying so
+    beats skipping them (`make test` builds it first).
     """
-    home = os.environ.get(ANTDB_HOME_ENV, "")
+    home = os.environ.get(ANTDB_HOME_ENV, "") or _built_home()
     if not home:
-        return None, f"{ANTDB_HOME_ENV} is not set (point it at an installed AntDB, e.g. /opt/antdb)"
+        raise AntDBUnavailable(f"no AntDB installation: {ANTDB_HOME_ENV} is not set and scripts/ensure-antdb.sh "
+                               "has not built one. Run `make test` (it builds AntDB once, ~10 min) or "
+                               "`scripts/ensure-antdb.sh`, or point ANTDB_HOME at an installed AntDB")
+    problem = _installation_problem(home)
+    if problem:
+        raise AntDBUnavailable(problem)
+    return home
+
+
+def _installation_problem(home: str) -> str:
     for tool in ("initdb", "pg_ctl", "postgres"):
         path = Path(home, "bin", tool)
         if not (path.is_file() and os.access(path, os.X_OK)):
-            return None, f"{ANTDB_HOME_ENV}={home} has no executable bin/{tool}"
+            return f"{ANTDB_HOME_ENV}={home} has no executable bin/{tool}"
     try:
         out = subprocess.run([str(Path(home, "bin", "initdb")), "--help"], capture_output=True,
                              text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"{ANTDB_HOME_ENV}={home}: bin/initdb --help failed: {exc}"
+        return f"{ANTDB_HOME_ENV}={home}: bin/initdb --help failed: {exc}"
     if "--nodename" not in out:
-        return None, f"{ANTDB_HOME_ENV}={home}: bin/initdb has no --nodename, not AntDB"
+        return f"{ANTDB_HOME_ENV}={home}: bin/initdb has no --nodename, not AntDB"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(SERVICE_OS_USER)
         except KeyError:
-            return None, f"running as root but there is no '{SERVICE_OS_USER}' OS user to run AntDB"
-    return home, ""
+            return f"running as root but there is no '{SERVICE_OS_USER}' OS user to run AntDB"
+    return ""
+
+
+def antdb_version(home: str) -> str:
+    """`postgres --version` of the installation, e.g. `postgres (PostgreSQL) 11.6 ADB 5.0.0 ...`."""
+    out = subprocess.run([str(Path(home, "bin", "postgres")), "--version"], capture_output=True, text=True,
+                         timeout=30, check=False)
+    return out.stdout.strip()
+
+
+class AntDBUnavailable(RuntimeError):
+    """No usable AntDB installation; the message says how to get one."""
 
 
 class AntDBError(PostgresNodeError):

@@ -29,28 +29,15 @@ PASSWORD = "s3cret:'pw\\x"  # awkward on purpose: quoting bugs must show up in t
 SUPERUSER = "postgres"
 
 
-def antdb_home() -> tuple[str | None, str]:
-    from tests.support.antdb_nodes import antdb_home_or_skip_reason
+def make_backend(base_dir: str):
+    """Real AntDB nodes (the only backend): raises `AntDBUnavailable` saying how to get a build."""
+    from tests.support.antdb_nodes import AntDBBackend, antdb_home
 
-    return antdb_home_or_skip_reason()
-
-
-def make_backend(kind: str, base_dir: str):
-    if kind == "antdb":
-        from tests.support.antdb_nodes import AntDBBackend
-
-        home, reason = antdb_home()
-        if home is None:
-            raise RuntimeError(reason)
-        return AntDBBackend(home, base_dir)
-    from tests.support.pgnodes import VanillaPostgresBackend
-
-    return VanillaPostgresBackend(base_dir)
+    return AntDBBackend(antdb_home(), base_dir)
 
 
 @dataclass
 class TestCluster:
-    kind: str
     store: ObjectStore
     api: KubeApiServer
     sim: ClusterSimulator
@@ -132,14 +119,14 @@ def xcom_values(run) -> list[tuple[str, str]]:
     return [(task_id, json.dumps(value, default=str)) for task_id, value in rows]
 
 
-def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: float = 0.2) -> TestCluster:
+def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2) -> TestCluster:
     network, lock_fd = _reserve_network()
-    workdir = tempfile.mkdtemp(prefix=f"antdb-{kind}-")
+    workdir = tempfile.mkdtemp(prefix="antdb-cluster-")
     _held_networks[workdir] = lock_fd
     os.chmod(workdir, 0o755)
     store = ObjectStore(cluster_ip_network=network)
     api = KubeApiServer(store).start()
-    backend = make_backend(kind, os.path.join(workdir, "nodes"))
+    backend = make_backend(os.path.join(workdir, "nodes"))
     kubeconfig = api.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
     # The operator pod's credentials: its own kubeconfig file (in a real pod, the ServiceAccount token).
     operator_kubeconfig = api.write_kubeconfig(os.path.join(workdir, "operator-kubeconfig"))
@@ -152,7 +139,7 @@ def start_cluster(kind: str, *, operator_installed: bool = True, ready_delay: fl
         "AIRFLOW_CONN_ANTDB_DEFAULT": json.dumps({"conn_type": "postgres", "login": SUPERUSER,
                                                   "password": PASSWORD, "schema": "postgres"}),
     }
-    return TestCluster(kind, store, api, sim, backend, kubeconfig, workdir, env)
+    return TestCluster(store, api, sim, backend, kubeconfig, workdir, env)
 
 
 def operator_log_report(cluster: TestCluster, tail: int = 200) -> str:

@@ -1,10 +1,9 @@
 """Inject drift into a running test cluster, the way it happens to a real one.
 
 Catalog drift is made with real node DDL on AntDB (`ALTER/CREATE/DROP NODE`, rendered by
-the product's own renderer so the statements are the ones AntDB accepts) and with the
-shim's equivalents on vanilla PostgreSQL (`antdb_shim.create_node/alter_node/drop_node`,
-which refuse what AntDB refuses), each followed by `pgxc_pool_reload()` on that node, as
-a DBA's manual change would be. Nothing here goes through the product's hooks.
+the product's own renderer so the statements are the ones AntDB accepts), each followed by
+`pgxc_pool_reload()` on that node, as a DBA's manual change would be. Nothing here goes
+through the product's hooks.
 
 A moved gc is made as an operator mistake makes it: the Service is deleted and created
 again from the same spec without its ClusterIP, so the API server allocates a new one.
@@ -13,38 +12,15 @@ again from the same spec without its ClusterIP, so the API server allocates a ne
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from antdb_k8s.core.pgxc import ChangeKind, NodeChange, PgxcRow
 from antdb_k8s.core.sql import render_node_change
 
 
-@dataclass(frozen=True)
-class _Target:
-    """Stands in for a NodeAddress where the vanilla substitute only prints the name."""
-
-    name: str
-
-
-class _DirectConnections:
-    """The `connect_to` that `vanilla_apply_node_change` needs, backed by the test's own psycopg."""
-
-    def __init__(self, cluster, namespace: str):
-        self.cluster, self.namespace = cluster, namespace
-
-    def connect_to(self, address: _Target):
-        return self.cluster.connect(self.namespace, address.name)
-
-
 def change_catalog(cluster, namespace: str, holder: str, change: NodeChange) -> None:
     """Apply one node DDL change to `holder`'s pgxc_node only, then reload its pool."""
-    if cluster.kind == "antdb":
-        with cluster.connect(namespace, holder) as conn:
-            conn.execute(render_node_change(change))
-    else:
-        from tests.support.pgnodes import vanilla_apply_node_change
-
-        vanilla_apply_node_change(_DirectConnections(cluster, namespace), _Target(holder), change)
+    with cluster.connect(namespace, holder) as conn:
+        conn.execute(render_node_change(change))
     cluster.query(namespace, holder, "SELECT pgxc_pool_reload()")
 
 

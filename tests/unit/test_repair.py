@@ -11,8 +11,8 @@ from antdb_k8s.core.pgxc import PgxcRow, PlanBlockedError
 from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology
 from antdb_k8s.core.verify import Finding, VerificationReport
 from antdb_k8s.hooks.antdb import NodeIdentity
-from antdb_k8s.operators import repair
-from antdb_k8s.operators.repair import (
+from antdb_k8s.services import repair
+from antdb_k8s.services.repair import (
     RepairError,
     patch_dcs_configs,
     repair_catalogs,

@@ -308,3 +308,19 @@ def test_notify_drift_never_raises_without_a_report(monkeypatch):
     errors += _notify(monkeypatch, {"run_id": "r2"})
     assert errors == ["AntDB topology verification failed (run r1, failure); see the task logs",
                       "AntDB topology verification failed (run r2, failure); see the task logs"]
+
+
+def test_notify_drift_names_the_drifted_clusters_of_a_mapped_run(monkeypatch):
+    reports = [{"namespace": "pgouser1", "clean": True, "drift": []},
+               {"namespace": "pgouser2", "clean": False, "drift": ["cn1 pgxc_node: ALTER dn1 [port] needed"]}]
+    errors = _notify(monkeypatch, {"ti": _FakeTI(reports), "run_id": "scheduled__2", "reason": "task_failure"})
+    assert errors == ["AntDB topology drift (run scheduled__2, task_failure): 1 finding(s): "
+                      "pgouser2: cn1 pgxc_node: ALTER dn1 [port] needed"]
+
+
+def test_final_verify_gets_each_clusters_own_report_and_repair_result():
+    from antdb_k8s.operators.verify import final_verify_kwargs
+
+    report, repaired = {"namespace": "pgouser2", "clean": False}, {"changed": False}
+    assert final_verify_kwargs((report, repaired)) == {"namespace": "pgouser2", "previous": report,
+                                                       "repair_result": repaired}

@@ -20,6 +20,8 @@ from antdb_k8s.core.topology import NodeRole
 INCLUDE_DIR = Path(__file__).resolve().parents[3] / "include"
 CUSTOM_CONFIG_NAME = "pgo-custom-antdb-config"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "antdb-airflow", "app.kubernetes.io/part-of": "antdb"}
+# Finds every namespace the package deployed into (verification of all clusters, the AntDB page).
+MANAGED_SELECTOR = ",".join(f"{key}={value}" for key, value in MANAGED_BY.items())
 ROLE_LABEL = "antdb.io/role"
 PGO_VERSION = "4.2.1"
 APP_USER = "antdb"

@@ -130,6 +130,24 @@ class ClusterSpec:
     def role_of(self, name: str) -> NodeRole:
         return role_from_node_name(name)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The validated conf, every key present (defaults filled in), plus its warnings: JSON for XCom."""
+        return {
+            "namespace": self.namespace, "coordinators": self.coordinators, "datanodes": self.datanodes,
+            "image_prefix": self.image_prefix, "images": copy.deepcopy(self.images),
+            "storage": {role: dict(vars(storage)) for role, storage in self.storage.items()},
+            "postgres_parameters": copy.deepcopy(self.postgres_parameters), "pg_hba": list(self.pg_hba),
+            "operator": {"namespace": self.operator_namespace, "install": self.operator_install,
+                         "installation_name": self.installation_name},
+            "prepare_hosts": self.prepare_hosts, "dry_run": self.dry_run, "timeouts": dict(self.timeouts),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ClusterSpec":
+        """Rebuild what `to_dict` gave: trusted, not checked again (`parse_spec` did that, once per run)."""
+        return _build({k: v for k, v in data.items() if k != "warnings"}, list(data.get("warnings") or ()))
+
     def merged_parameters(self) -> dict[str, Any]:
         merged = dict(DEFAULT_POSTGRES_PARAMETERS)
         merged.update(self.postgres_parameters)

@@ -18,6 +18,9 @@ from typing import Any, Iterable, Mapping
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from kubernetes.client.rest import ApiException
 
+from antdb_k8s.core.drift import contains, spec_drift  # noqa: F401 - spec_drift: part of this module's API
+from antdb_k8s.hooks.errors import KubeError
+
 log = logging.getLogger(__name__)
 
 
@@ -54,14 +57,6 @@ KINDS: dict[tuple[str, str], KindInfo] = {
 SERVER_OWNED_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink")
 
 
-class KubeError(RuntimeError):
-    """A Kubernetes API failure, with the API's own reason and message kept readable."""
-
-    def __init__(self, status: int, reason: str, message: str):
-        self.status, self.reason = status, reason
-        super().__init__(f"Kubernetes API {status} {reason}: {message}")
-
-
 def _kind_info(api_version: str, kind: str) -> KindInfo:
     try:
         return KINDS[(api_version, kind)]
@@ -89,21 +84,12 @@ def _error_from(exc: ApiException) -> KubeError:
     return KubeError(exc.status or 0, body.get("reason") or exc.reason or "", body.get("message") or str(exc.body or ""))
 
 
-def contains(actual: Any, desired: Any) -> bool:
-    """Whether `actual` already has every field `desired` sets (server defaults are ignored)."""
-    if isinstance(desired, Mapping):
-        return isinstance(actual, Mapping) and all(contains(actual.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return isinstance(actual, list) and len(actual) == len(desired) and all(
-            contains(a, d) for a, d in zip(actual, desired))
-    return actual == desired
-
-
 class AntDBKubeHook:
     """Get, list, create-or-patch, delete and read logs of Kubernetes objects as dicts."""
 
-    def __init__(self, kubernetes_conn_id: str = "kubernetes_default"):
+    def __init__(self, kubernetes_conn_id: str = "kubernetes_default", request_timeout: float = 60):
         self.kubernetes_conn_id = kubernetes_conn_id
+        self.request_timeout = request_timeout  # seconds per API call; the UI asks for a short one
 
     @cached_property
     def provider_hook(self) -> KubernetesHook:
@@ -121,7 +107,7 @@ class AntDBKubeHook:
                 path, method, query_params=list(query), header_params=headers, body=body,
                 response_types_map={200: "object", 201: "object", 202: "object"} if not raw else None,
                 auth_settings=["BearerToken"], _return_http_data_only=True, _preload_content=not raw,
-                _request_timeout=60,
+                _request_timeout=self.request_timeout,
             )
         except ApiException as exc:
             raise _error_from(exc) from None
@@ -213,15 +199,3 @@ class AntDBKubeHook:
         created = self.create(obj)
         log.info("created %s %s", obj["kind"], meta["name"])
         return "created", created
-
-
-def spec_drift(current: Mapping, desired: Mapping, prefix: str = "spec") -> list[str]:
-    """Fields of `desired` whose live value differs, as `path: live -> desired` lines."""
-    lines: list[str] = []
-    for key, want in desired.items():
-        have = current.get(key) if isinstance(current, Mapping) else None
-        if isinstance(want, Mapping) and isinstance(have, Mapping):
-            lines += spec_drift(have, want, f"{prefix}.{key}")
-        elif have != want:
-            lines.append(f"{prefix}.{key}: {have!r} -> {want!r}")
-    return lines

@@ -1,23 +1,40 @@
-"""What every AntDB operator shares: its hooks, the validated spec, and dry-run discipline."""
+"""What every AntDB operator shares: its hooks, the validated spec, and dry-run discipline.
+
+Hooks are imported inside the properties that build them: a DAG file imports operators,
+and importing the Kubernetes provider or psycopg there would cost every parse of every
+DAG file hundreds of milliseconds for tasks that are not running.
+"""
 
 from __future__ import annotations
 
 import logging
 from functools import cached_property
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from airflow.sdk import BaseOperator
 
 from antdb_k8s.core.spec import DEFAULTS, ClusterSpec, parse_spec
-from antdb_k8s.hooks.antdb import AntDBHook
-from antdb_k8s.hooks.kube import AntDBKubeHook
+
+if TYPE_CHECKING:
+    from antdb_k8s.hooks.antdb import AntDBHook
+    from antdb_k8s.hooks.kube import AntDBKubeHook
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+VALIDATE_TASK_ID = "validate"  # the task that parses the conf and publishes the spec
+SPEC_KEY = "spec"
 
 
 def spec_from_context(context: Any) -> ClusterSpec:
-    """The run's conf as a `ClusterSpec`; the validate task has already rejected bad ones."""
+    """The run's `ClusterSpec`, as the validate task published it (parsed once per run).
+
+    A DAG without that task (a custom one) gets the params parsed here instead, so the
+    operators still work; `deploy_antdb` always has it.
+    """
+    published = context["ti"].xcom_pull(task_ids=VALIDATE_TASK_ID, key=SPEC_KEY)
+    if published:
+        return ClusterSpec.from_dict(published)
+    log.debug("no spec published by task %s in this run: parsing the params", VALIDATE_TASK_ID)
     params = context["params"]
     return parse_spec({key: params[key] for key in DEFAULTS if key in params})
 
@@ -34,10 +51,14 @@ class AntDBBaseOperator(BaseOperator):
 
     @cached_property
     def kube(self) -> AntDBKubeHook:
+        from antdb_k8s.hooks.kube import AntDBKubeHook
+
         return AntDBKubeHook(self.kubernetes_conn_id)
 
     @cached_property
     def antdb(self) -> AntDBHook:
+        from antdb_k8s.hooks.antdb import AntDBHook
+
         return AntDBHook(self.antdb_conn_id)
 
     def live_or_none(self, what: str, read: Callable[[], T], unread: list[str]) -> T | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.backends.credentials import backrest_repo_config, new_password
+from antdb_k8s.core.credentials import backrest_repo_config, new_password
 from antdb_k8s.core.manifests import (
     APP_USER,
     CUSTOM_CONFIG_NAME,
@@ -19,11 +19,12 @@ from antdb_k8s.core.manifests import (
     secret_manifest,
     user_secret_names,
 )
+from antdb_k8s.core.drift import spec_drift
 from antdb_k8s.core.install import target_namespace_manifests
 from antdb_k8s.core.names import require_dns1123_label, require_host
-from antdb_k8s.core.topology import NodeRole, members_from_pgclusters, topology_from_services
-from antdb_k8s.hooks.kube import spec_drift
+from antdb_k8s.core.topology import NodeRole
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.services.discovery import discover
 
 PLACEHOLDER = "<generated>"
 
@@ -197,14 +198,15 @@ class CollectTopologyOperator(AntDBBaseOperator):
                      for n, r in members.items()]
             return {"nodes": nodes, "catalog_holders": [n for n, r in members.items() if r is not NodeRole.DATANODE],
                     "unread": unread}
-        live = members_from_pgclusters(self.kube.list("crunchydata.com/v1", "Pgcluster", spec.namespace))
+        facts = discover(self.kube, spec.namespace, pods=False)
+        live = facts.members
         extra = sorted(set(live) - set(members))
         if extra:
             self.log.warning("namespace %s also holds Pgclusters %s that the conf does not name; Kubernetes is "
                              "the truth, so they stay in the topology (scale_antdb_coordinators changes that)",
                              spec.namespace, ", ".join(extra))
         members.update({name: live[name] for name in extra})
-        topology = topology_from_services(members, self._services(spec))
+        topology = facts.topology(members)
         for node in topology.nodes:
             self.log.info("%-11s %-5s %s:%s", node.role.value, node.name, node.host, node.port)
         return {"nodes": topology.to_list(), "catalog_holders": [n.name for n in topology.catalog_holders]}

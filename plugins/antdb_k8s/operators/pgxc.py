@@ -6,10 +6,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.pgxc import PgxcRow, PlanBlockedError, diff_summary, plan_pgxc_changes
+from antdb_k8s.core.pgxc import PgxcRow, PlanBlockedError
 from antdb_k8s.core.sql import render_plan
 from antdb_k8s.core.topology import Topology
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.services.catalog import reconcile_catalog
 
 
 def fresh_catalog(target: str) -> list[PgxcRow]:
@@ -38,8 +39,8 @@ class ReconcilePgxcNodeOperator(AntDBBaseOperator):
         if address is None:
             raise ValueError(f"{self.target} is not a node of the collected topology")
         unread: list[str] = []
+        current = None
         if spec.dry_run:
-            current = None
             if isinstance(self.topology, dict) and self.topology.get("unread"):
                 unread.append(f"pgxc_node on {self.target}: its address is unknown (node Services were not read)")
             else:
@@ -48,24 +49,9 @@ class ReconcilePgxcNodeOperator(AntDBBaseOperator):
             if current is None:
                 self.log.info("dry run: planning %s against a freshly initialised catalog", self.target)
                 current = fresh_catalog(self.target)
-        else:
-            current = self.antdb.read_pgxc_nodes(address)
-        plan = plan_pgxc_changes(topology, current, self.target)
-        self._log_plan(plan)
-        if not spec.dry_run:
-            try:
-                applied = self.antdb.apply_plan(address, plan)
-            except PlanBlockedError as refused:
-                raise AirflowFailException(str(refused)) from None  # retrying cannot make it safe
-            self.log.info("%s: %d change(s) applied%s", self.target, applied, ", pool reloaded" if plan.reload_pool else "")
-        return {"target": self.target, "summary": "no change" if plan.is_noop else f"{len(plan.changes)} change(s)",
-                "plan": plan.to_dict(), "sql": render_plan(plan), "applied": not spec.dry_run, "unread": unread}
-
-    def _log_plan(self, plan) -> None:
-        if plan.is_noop:
-            self.log.info("%s: pgxc_node already matches Kubernetes", plan.target)
-            return
-        self.log.info("%s: planned pgxc_node changes:\n  %s", plan.target, "\n  ".join(diff_summary(plan) or ["-"]))
-        self.log.info("%s: SQL:\n  %s", plan.target, ";\n  ".join(render_plan(plan)) or "-")
-        for blocker in plan.blockers:
-            self.log.error("%s: %s", plan.target, blocker)
+        try:
+            result = reconcile_catalog(self.antdb, topology, address, current=current, dry_run=spec.dry_run)
+        except PlanBlockedError as refused:
+            raise AirflowFailException(str(refused)) from None  # retrying cannot make it safe
+        return {"target": self.target, "summary": result.summary, "plan": result.plan.to_dict(),
+                "sql": render_plan(result.plan), "applied": not spec.dry_run, "unread": unread}

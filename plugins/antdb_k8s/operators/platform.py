@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.backends.credentials import operator_repo_config
+from antdb_k8s.core.credentials import operator_repo_config
 from antdb_k8s.core.hosts import (
     host_prep_pod,
     kube_proxy_mode,
@@ -20,22 +19,11 @@ from antdb_k8s.core.install import CRD_NAMES, install_manifests
 from antdb_k8s.core.manifests import INCLUDE_DIR
 from antdb_k8s.core.readiness import pod_is_ready
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
+from antdb_k8s.services.wait import wait_for
 
 HOST_PREP_NAMESPACE = "kube-system"
 CRD_NAME = "pgclusters.crunchydata.com"
 OPERATOR_REPO_SECRET = "pgo-backrest-repo-config"
-
-
-def _wait(predicate, timeout: float, interval: float, what: str):
-    """Poll `predicate` until it returns a truthy value or `timeout` passes (short waits only)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 class PrepareHostsOperator(AntDBBaseOperator):
@@ -83,7 +71,7 @@ class PrepareHostsOperator(AntDBBaseOperator):
         pod = self.kube.create(manifest)
         name = pod["metadata"]["name"]
         try:
-            _wait(lambda: self._pod_finished(name), self.pod_timeout, self.poll_interval, f"host-prep pod {name}")
+            wait_for(lambda: self._pod_finished(name), self.pod_timeout, self.poll_interval, f"host-prep pod {name}")
             return parse_sysctl_report(node, self.kube.pod_log(HOST_PREP_NAMESPACE, name))
         finally:
             self.kube.delete("v1", "Pod", name, HOST_PREP_NAMESPACE)
@@ -113,7 +101,7 @@ class PrepareHostsOperator(AntDBBaseOperator):
         for pod in self.kube.list("v1", "Pod", "kube-system", label_selector="k8s-app=kube-proxy"):
             node = (pod.get("spec") or {}).get("nodeName")
             self.kube.delete("v1", "Pod", pod["metadata"]["name"], "kube-system")
-            _wait(lambda: self._proxy_ready_on(node, pod["metadata"]["name"]), self.pod_timeout,
+            wait_for(lambda: self._proxy_ready_on(node, pod["metadata"]["name"]), self.pod_timeout,
                   self.poll_interval, f"kube-proxy on {node}")
 
     def _proxy_ready_on(self, node: str | None, old_name: str) -> bool:
@@ -147,7 +135,7 @@ class EnsurePgoOperator(AntDBBaseOperator):
         if spec.operator_install:
             actions = {f"{m['kind']}/{m['metadata']['name']}": self.kube.apply(m) for m in manifests}
             actions[f"Secret/{OPERATOR_REPO_SECRET}"] = self._ensure_repo_secret(spec)
-            _wait(lambda: not self._problems(spec), self.ready_timeout, self.poll_interval, "postgres-operator to be Ready")
+            wait_for(lambda: not self._problems(spec), self.ready_timeout, self.poll_interval, "postgres-operator to be Ready")
             return {"status": "installed", "actions": actions}
         problems = self._problems(spec)
         if problems:

@@ -8,7 +8,7 @@ Discovery, verification, readiness and the table SQL are the package's existing 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -21,18 +21,16 @@ from antdb_k8s.core.restart_check import (
     summary_table,
 )
 from antdb_k8s.core.smoke import SmokeSql, scratch_table_name
-from antdb_k8s.core.topology import (
-    NodeAddress,
-    Topology,
-    TopologyError,
-    members_from_pgclusters,
-    topology_from_services,
-)
-from antdb_k8s.hooks.antdb import AntDBHook
-from antdb_k8s.hooks.kube import AntDBKubeHook
+from antdb_k8s.core.topology import NodeAddress, Topology, TopologyError
 from antdb_k8s.operators.base import AntDBBaseOperator
-from antdb_k8s.operators.verify import verify_cluster
-from antdb_k8s.triggers.readiness import describe_timeout, read_readiness
+from antdb_k8s.services.discovery import describe_timeout, discover, read_readiness
+from antdb_k8s.services.pods import replace_pod
+from antdb_k8s.services.verification import verify_cluster
+from antdb_k8s.services.wait import Poll, WaitTimeout, wait_until
+
+if TYPE_CHECKING:
+    from antdb_k8s.hooks.antdb import AntDBHook
+    from antdb_k8s.hooks.kube import AntDBKubeHook
 
 POLL_SECONDS = 1.0
 TABLE_KEY = "table"
@@ -40,16 +38,14 @@ TABLE_KEY = "table"
 
 def live_topology(kube: AntDBKubeHook, namespace: str) -> Topology:
     """The cluster as Kubernetes holds it now, discovered exactly as deploy and verify do."""
-    members = members_from_pgclusters(kube.list("crunchydata.com/v1", "Pgcluster", namespace))
-    if not members:
-        raise TopologyError(f"no AntDB Pgclusters in namespace {namespace}")
-    return topology_from_services(members, kube.list("v1", "Service", namespace))
+    return discover(kube, namespace, pods=False).topology()
 
 
 def record_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, sql: SmokeSql) -> ClusterRecord:
     """ClusterIPs, pods, every holder's pgxc_node, the table's count per holder and per datanode."""
-    topology = live_topology(kube, namespace)
-    readiness = read_readiness(kube, namespace, topology.names())
+    facts = discover(kube, namespace)
+    topology = facts.topology()
+    readiness = facts.readiness(topology.names())
     return ClusterRecord(
         cluster_ips={n.name: n.host for n in topology.nodes},
         pgxc={h.name: [r.to_dict() for r in antdb.read_pgxc_nodes(h)] for h in topology.catalog_holders},
@@ -124,36 +120,31 @@ class RestartNodesOperator(AntDBBaseOperator):
         started = time.monotonic()
         deadline = started + timeout
         self.log.info("%s: deleting pod %s", node, before.pod)
-        self.kube.delete("v1", "Pod", before.pod, namespace)
-        new_pod = self._wait_replacement(namespace, node, before.pod, started, deadline)
-        self._wait_answers(namespace, sql, node, started, deadline)
+        address = live_topology(self.kube, namespace).by_name(node)
+
+        def describe(old: str | None, report, state: str, waited: float) -> str:
+            return (f"{node}: no replacement for pod {old} answering in time: "
+                    + describe_timeout(self.kube, namespace, report, time.monotonic() - started))
+
+        try:
+            _, new_pod = replace_pod(self.kube, namespace, node, lambda: self._answers(address, "SELECT 1"),
+                                     deadline=deadline, interval=POLL_SECONDS, describe=describe, old_pod=before.pod)
+            self._wait_answers(namespace, sql, node, started, deadline)
+        except WaitTimeout as exc:
+            raise AirflowFailException(str(exc)) from None
         return {"node": node, "old_pod": before.pod, "new_pod": new_pod,
                 "seconds": round(time.monotonic() - started, 1)}
-
-    def _wait_replacement(self, namespace: str, node: str, old_pod: str, started: float, deadline: float) -> str:
-        """A Ready primary pod with a new name, whose database answers, within the deadline."""
-        address = live_topology(self.kube, namespace).by_name(node)
-        while True:
-            report = read_readiness(self.kube, namespace, [node])
-            current = report.nodes[0]
-            if current.ready and current.pod != old_pod and self._answers(address, "SELECT 1"):
-                return current.pod
-            if time.monotonic() >= deadline:
-                raise AirflowFailException(f"{node}: no replacement for pod {old_pod} answering in time: "
-                                           + describe_timeout(self.kube, namespace, report, time.monotonic() - started))
-            time.sleep(POLL_SECONDS)
 
     def _wait_answers(self, namespace: str, sql: SmokeSql, node: str, started: float, deadline: float) -> None:
         """Every catalog holder reads the check table again: pooled connections to the restarted node recovered."""
         holders = live_topology(self.kube, namespace).catalog_holders
-        while True:
+
+        def look() -> Poll[None]:
             silent = [h.name for h in holders if not self._answers(h, sql.count)]
-            if not silent:
-                return
-            if time.monotonic() >= deadline:
-                raise AirflowFailException(f"after restarting {node}: {', '.join(silent)} cannot read the check table "
-                                           f"after {time.monotonic() - started:.0f}s")
-            time.sleep(POLL_SECONDS)
+            return Poll(not silent, None, f"{', '.join(silent)} cannot read the check table")
+
+        wait_until(look, deadline, POLL_SECONDS, lambda poll, waited: f"after restarting {node}: {poll.state} "
+                   f"after {time.monotonic() - started:.0f}s", what=f"the cluster to answer after restarting {node}")
 
     def _answers(self, address: NodeAddress, statement: str) -> bool:
         try:

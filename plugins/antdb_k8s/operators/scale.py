@@ -3,7 +3,7 @@ departing coordinators, verify.
 
 Every decision is in `core.scale` (pure); these operators read Kubernetes and AntDB, act,
 and wait with deadlines. pgxc_node is changed only through the one planner and applier
-(`plan_pgxc_changes`, `AntDBHook.apply_plan`); verification is `operators.verify.verify_cluster`.
+(`services.catalog.reconcile_catalog`); discovery, waits and verification are `services`'.
 """
 
 from __future__ import annotations
@@ -21,17 +21,18 @@ from antdb_k8s.core.clone import (POSTGRES_HA_KEY, backup_job_selector, backup_r
                                   default_config_name, pgconf_volumes_with, source_ready_verdict)
 from antdb_k8s.core.manifests import MANAGED_BY, ROLE_LABEL, dcs_config_name
 from antdb_k8s.core.names import InvalidName, require_dns1123_label
-from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary, plan_pgxc_changes
+from antdb_k8s.core.pgxc import PlanBlockedError, diff_summary
 from antdb_k8s.core.scale import (CRUNCHY_API, PGO_USER, USER_RELATIONS_SQL, RemovalStep, ScalePlan, ScaleRefused,
                                   catalog_differences, clone_progress, clone_request, plan_scale, removal_steps,
                                   timeouts_from, validate_request)
-from antdb_k8s.core.sql import render_plan
-from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError, members_from_pgclusters, \
-    topology_from_services
-from antdb_k8s.hooks.kube import KubeError
+from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, TopologyError
+from antdb_k8s.hooks.errors import KubeError
 from antdb_k8s.operators.base import AntDBBaseOperator
-from antdb_k8s.operators.verify import verify_cluster
-from antdb_k8s.triggers.readiness import describe_timeout, read_readiness
+from antdb_k8s.services.catalog import reconcile_catalog
+from antdb_k8s.services.discovery import describe_timeout, discover, read_readiness
+from antdb_k8s.services.pods import wait_pods_gone
+from antdb_k8s.services.verification import verify_cluster
+from antdb_k8s.services.wait import Poll, wait_for, wait_until
 
 PGTASK_CRD = "pgtasks.crunchydata.com"
 
@@ -49,7 +50,7 @@ class _PlanOperator(AntDBBaseOperator):
         return ScalePlan.from_dict(self.plan)
 
     def members(self, namespace: str) -> dict[str, NodeRole]:
-        return members_from_pgclusters(self.kube.list(CRUNCHY_API, "Pgcluster", namespace))
+        return discover(self.kube, namespace, pods=False, services=False).members
 
     def delete_steps(self, namespace: str, steps: list[RemovalStep]) -> list[str]:
         """Delete what each step names or selects; returns `Kind/name` of what was deleted."""
@@ -90,7 +91,7 @@ class PlanScaleOperator(AntDBBaseOperator):
         try:
             validate_request(params.get("coordinators"), params.get("datanodes"))
             namespace = require_dns1123_label(params.get("namespace"), "namespace")
-            members = members_from_pgclusters(self._pgclusters(namespace))
+            members = self._members(namespace)
             plan = plan_scale(namespace, members, params["coordinators"], params.get("datanodes"),
                               bool(params.get("delete_data", False)))
         except (ScaleRefused, InvalidName) as exc:
@@ -98,9 +99,9 @@ class PlanScaleOperator(AntDBBaseOperator):
         self.log.info("%s", plan.summary())
         return plan.to_dict()
 
-    def _pgclusters(self, namespace: str) -> list[dict]:
+    def _members(self, namespace: str) -> dict[str, NodeRole]:
         try:
-            return self.kube.list(CRUNCHY_API, "Pgcluster", namespace)
+            return discover(self.kube, namespace, pods=False, services=False).members
         except KubeError as err:
             if err.status == 404:
                 raise ScaleRefused("the Pgcluster CRD is not installed: there is no AntDB cluster to scale") from None
@@ -171,58 +172,50 @@ class CloneCoordinatorsOperator(_PlanOperator):
         self.kube.delete(CRUNCHY_API, "Pgtask", backup_task_name(source), namespace)
         for uid in old_jobs:
             self._delete_job(namespace, uid, source)
-        self._wait_for(lambda: not self.listed("batch/v1", "Job", namespace, backup_job_selector(source)),
-                       timeouts["removal"], f"the earlier backup Jobs of {source} to be deleted")
+        wait_for(lambda: not self.listed("batch/v1", "Job", namespace, backup_job_selector(source)),
+                 timeouts["removal"], 0.5, f"the earlier backup Jobs of {source} to be deleted")
         pgcluster = self.kube.get(CRUNCHY_API, "Pgcluster", source, namespace) or {}
         identifier = ((pgcluster.get("metadata") or {}).get("labels") or {}).get("pg-cluster-id", "")
         self.kube.create(backup_request(namespace, source, repo_pods[0]["metadata"]["name"], pgouser=PGO_USER,
                                         identifier=identifier))
         self.log.info("backup of %s requested (Pgtask %s)", source, backup_task_name(source))
-        started = time.monotonic()
-        while True:
+        def look() -> Poll:
             task = self.kube.get(CRUNCHY_API, "Pgtask", backup_task_name(source), namespace)
             job = self.kube.get("batch/v1", "Job", backup_task_name(source), namespace)
             verdict = backup_verdict(task, job, datetime.now(timezone.utc))
-            if verdict.done:
-                self.log.info("backup of %s completed (Job %s)", source, backup_task_name(source))
-                return f"Job {backup_task_name(source)} completed"
             if verdict.failure:
                 raise RuntimeError(f"{verdict.failure}: {self._job_log(namespace, verdict.job)}. Fix the cause "
                                    f"(the Job's pod log above) and run again")
-            self._pause(started, timeouts, verdict.waiting)
+            return Poll(verdict.done, True, verdict.waiting)
+
+        self._poll(look, timeouts, f"the backup of {source}")
+        self.log.info("backup of %s completed (Job %s)", source, backup_task_name(source))
+        return f"Job {backup_task_name(source)} completed"
 
     def _wait_source_backrest(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
         """Until the source's stanza exists and no earlier backup of it runs (core.clone)."""
         started = time.monotonic()
-        while True:
+
+        def look() -> Poll:
             stanza = self.kube.get("batch/v1", "Job", f"{plan.source}-stanza-create", plan.namespace)
             backup = self.kube.get("batch/v1", "Job", backup_task_name(plan.source), plan.namespace)
             verdict = source_ready_verdict(plan.source, stanza, backup, datetime.now(timezone.utc),
                                            time.monotonic() - started)
-            if verdict.done:
-                return
             if verdict.failure:
                 raise RuntimeError(f"{verdict.failure}: {self._job_log(plan.namespace, verdict.job)}")
-            self._pause(started, timeouts, verdict.waiting)
+            return Poll(verdict.done, True, verdict.waiting)
+
+        self._poll(look, timeouts, f"pgBackRest of {plan.source}")
 
     def _delete_job(self, namespace: str, uid: str, source: str) -> None:
         for job in self.listed("batch/v1", "Job", namespace, backup_job_selector(source)):
             if job["metadata"]["uid"] == uid:
                 self.kube.delete("batch/v1", "Job", job["metadata"]["name"], namespace)
 
-    def _wait_for(self, done, seconds: int, what: str) -> None:
-        deadline = time.monotonic() + seconds
-        while not done():
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"timed out after {seconds}s waiting for {what}")
-            time.sleep(0.5)
-
-    def _pause(self, started: float, timeouts: dict[str, int], waiting: str) -> None:
-        waited = time.monotonic() - started
-        if waited >= timeouts["clone_ready"]:
-            raise TimeoutError(f"still {waiting} after {int(waited)}s (timeouts.clone_ready)")
-        self.log.info("%s", waiting)
-        time.sleep(min(timeouts["poke_interval"], max(timeouts["clone_ready"] - waited, 0.1)))
+    def _poll(self, look, timeouts: dict[str, int], what: str) -> None:
+        wait_until(look, time.monotonic() + timeouts["clone_ready"], timeouts["poke_interval"],
+                   lambda poll, waited: f"timed out after {waited:.0f}s (timeouts.clone_ready) waiting for {what}: "
+                                        f"{poll.state if poll else 'nothing seen'}", what=what)
 
     # ------------------------------------------------------------ the clone request
 
@@ -296,8 +289,9 @@ class CloneCoordinatorsOperator(_PlanOperator):
 
     def _wait(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
         """Until every target coordinator has its Pgcluster, its custom config and a Ready pod."""
-        started = time.monotonic()
-        while True:
+        seen: dict = {}
+
+        def look() -> Poll:
             pending = []
             for name in plan.add:
                 verdict = self._verdict(plan.namespace, name)
@@ -309,15 +303,18 @@ class CloneCoordinatorsOperator(_PlanOperator):
                 elif not self._restore_customconfig(plan, name):
                     pending.append(f"{name}: its Deployment has not rolled out with the custom config yet")
             report = read_readiness(self.kube, plan.namespace, list(plan.target))
+            seen.update(report=report, pending=pending)
             if report.done and not pending:
-                self.log.info("%s", report.progress_line())
-                return
-            waited = time.monotonic() - started
-            if waited >= timeouts["clone_ready"]:
-                raise TimeoutError(describe_timeout(self.kube, plan.namespace, report, waited)
-                                   + "".join(f"\n  {line}" for line in pending))
-            self.log.info("%s%s", report.progress_line(), "".join(f"; {line}" for line in pending))
-            time.sleep(min(timeouts["poke_interval"], max(timeouts["clone_ready"] - waited, 0.1)))
+                return Poll(True, report)
+            return Poll(False, None, report.progress_line() + "".join(f"; {line}" for line in pending))
+
+        def describe(poll: Poll, waited: float) -> str:
+            return (describe_timeout(self.kube, plan.namespace, seen["report"], waited)
+                    + "".join(f"\n  {line}" for line in seen["pending"]))
+
+        report = wait_until(look, time.monotonic() + timeouts["clone_ready"], timeouts["poke_interval"], describe,
+                            what="the new coordinators")
+        self.log.info("%s", report.progress_line())
 
     def _restore_customconfig(self, plan: ScalePlan, name: str) -> bool:
         """Give the clone the source's customconfig as the operator renders it for a Pgcluster that
@@ -401,27 +398,22 @@ class ReconcileScaleOperator(_PlanOperator):
         return {"topology": topology.to_list(), "holders": results, "dropped": list(plan.remove)}
 
     def _topology(self, plan: ScalePlan) -> Topology:
-        members = self.members(plan.namespace)
-        missing = sorted(set(plan.target) - set(members))
+        facts = discover(self.kube, plan.namespace, pods=False)
+        missing = sorted(set(plan.target) - set(facts.members))
         if missing:
             raise RuntimeError(f"coordinators {', '.join(missing)} have no Pgcluster yet: the clone did not finish")
-        keep = {name: role for name, role in members.items() if name not in plan.remove}
+        keep = {name: role for name, role in facts.members.items() if name not in plan.remove}
         try:
-            return topology_from_services(keep, self.kube.list("v1", "Service", plan.namespace))
+            return facts.topology(keep)
         except TopologyError as exc:
             raise RuntimeError(str(exc)) from None
 
     def _reconcile(self, topology: Topology, holder: NodeAddress) -> dict:
-        plan = plan_pgxc_changes(topology, self.antdb.read_pgxc_nodes(holder), holder.name)
-        if plan.is_noop:
-            self.log.info("%s: pgxc_node already matches the target topology", holder.name)
-        else:
-            self.log.info("%s\n  SQL: %s", "\n".join(diff_summary(plan)), ";\n  ".join(render_plan(plan)))
         try:
-            applied = self.antdb.apply_plan(holder, plan)
+            result = reconcile_catalog(self.antdb, topology, holder)
         except PlanBlockedError as exc:
             raise AirflowFailException(str(exc)) from None
-        return {"target": holder.name, "changes": applied, "summary": diff_summary(plan)[0]}
+        return {"target": holder.name, "changes": result.applied, "summary": diff_summary(result.plan)[0]}
 
     def _check_catalogs(self, plan: ScalePlan, topology: Topology) -> None:
         if not plan.add:
@@ -463,16 +455,11 @@ class RemoveCoordinatorsOperator(_PlanOperator):
         return deleted
 
     def _wait_gone(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
-        deadline = time.monotonic() + timeouts["removal"]
-        while True:
-            left = [p["metadata"]["name"] for n in plan.remove
-                    for p in self.listed("v1", "Pod", plan.namespace, f"pg-cluster={n}")]
-            if not left:
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"pods of removed coordinators still present after {timeouts['removal']}s: "
-                                   + ", ".join(left))
-            time.sleep(min(timeouts["poke_interval"], 2))
+        seconds = timeouts["removal"]
+        wait_pods_gone(self.kube, plan.namespace, plan.remove, deadline=time.monotonic() + seconds,
+                       interval=min(timeouts["poke_interval"], 2),
+                       describe=lambda left, waited: f"pods of removed coordinators still present after {seconds}s: "
+                                                     + ", ".join(left))
 
 
 class VerifyScaleOperator(_PlanOperator):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from antdb_k8s.core.spec import DEFAULTS, parse_spec
-from antdb_k8s.operators.base import AntDBBaseOperator
+from antdb_k8s.operators.base import SPEC_KEY, AntDBBaseOperator
 
 
 class ValidateSpecOperator(AntDBBaseOperator):
@@ -13,7 +13,8 @@ class ValidateSpecOperator(AntDBBaseOperator):
 
     Runs no I/O: a conf that fails here has created nothing anywhere. Its return value is
     the list of nodes created in parallel (the mapped task expands over it); the whole plan
-    goes to XCom key `plan`. Names only, never credentials.
+    goes to XCom key `plan`, the validated spec to key `spec` (every later task reads it
+    instead of parsing the conf again). Names and settings only, never credentials.
     """
 
     def execute(self, context: Any) -> list[str]:
@@ -34,6 +35,7 @@ class ValidateSpecOperator(AntDBBaseOperator):
         }
         self.log.info("deploying %s into namespace %s%s", ", ".join(plan["nodes"]), spec.namespace,
                       " (dry run)" if spec.dry_run else "")
+        context["ti"].xcom_push(key=SPEC_KEY, value=spec.to_dict())  # every later task reads this
         context["ti"].xcom_push(key="plan", value=plan)
         context["ti"].xcom_push(key="nodes", value=plan["nodes"])
         return plan["members"]

@@ -24,8 +24,9 @@ from antdb_k8s.core.teardown import (
     remaining,
     render_table,
 )
-from antdb_k8s.hooks.kube import KubeError
+from antdb_k8s.hooks.errors import KubeError
 from antdb_k8s.operators.base import AntDBBaseOperator
+from antdb_k8s.services.pods import wait_pods_gone
 
 POLL_SECONDS = 1.0
 
@@ -124,19 +125,9 @@ class TeardownClusterOperator(AntDBBaseOperator):
 
     def _wait_pods_gone(self, plan: TeardownPlan, timeout: int) -> None:
         """Until no pod of the cluster's nodes exists (Terminating ones included), bounded by `timeout`."""
-        nodes = set(plan.nodes)
-        deadline, last = time.monotonic() + timeout, None
-        while True:
-            pods = sorted(p["metadata"]["name"] for p in self.kube.list("v1", "Pod", plan.namespace)
-                          if ((p["metadata"].get("labels") or {}).get("pg-cluster")) in nodes)
-            if not pods:
-                return
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"pods still present after {timeout}s: {', '.join(pods)}")
-            if pods != last:
-                self.log.info("waiting for %d pod(s) to go: %s", len(pods), ", ".join(pods))
-                last = pods
-            time.sleep(POLL_SECONDS)
+        wait_pods_gone(self.kube, plan.namespace, plan.nodes, deadline=time.monotonic() + timeout,
+                       interval=POLL_SECONDS,
+                       describe=lambda left, waited: f"pods still present after {timeout}s: {', '.join(left)}")
 
     @staticmethod
     def _summary(plan: TeardownPlan, results: dict[str, str]) -> dict:

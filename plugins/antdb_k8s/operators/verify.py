@@ -1,217 +1,21 @@
-"""Verify a deployed AntDB cluster against Kubernetes: the facts, gathered; the judgement is core.verify.
-
-`verify_cluster` is a plain function so that every day-2 DAG (nightly verification,
-restart check, scaling) asks the same questions the same way; the operator around it
-only adds params, the task-log table, XCom and the failure decision.
-"""
+"""The verification task: params in, `services.verification.verify_cluster`, the table, XCom, the verdict."""
 
 from __future__ import annotations
 
 import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, agtm_from_dcs, agtm_from_postgres_ha, dcs_config_name
-from antdb_k8s.core.pgxc import plan_pgxc_changes, validate_topology
-from antdb_k8s.core.readiness import assess_readiness
 from antdb_k8s.core.smoke import scratch_table_name
-from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology, members_from_pgclusters, topology_from_services
-from antdb_k8s.core.verify import (
-    CLUSTER,
-    Finding,
-    VerificationReport,
-    agtm_finding,
-    config_map_finding,
-    data_finding,
-    dcs_agtm_finding,
-    first_line,
-    pgxc_findings,
-    pod_findings,
-    reachable_finding,
-    service_finding,
-    sorted_findings,
-    version_finding,
-)
-from antdb_k8s.hooks.antdb import AntDBHook, NodeIdentity
-from antdb_k8s.hooks.kube import AntDBKubeHook
+from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
+from antdb_k8s.services.verification import DATA_CHECK_ROWS, verify_cluster
 
 log = logging.getLogger(__name__)
-DATABASE_POD_SELECTOR = "pgo-pg-database=true"
-DATA_CHECK_ROWS = 100
 REPORT_KEY = "report"
-
-
-@dataclass
-class ClusterFacts:
-    """What Kubernetes says about one namespace's AntDB cluster (read once per verification)."""
-
-    namespace: str
-    members: dict[str, NodeRole]
-    topology: Topology | None
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        """Every member has a Service address, so pgxc_node can be planned without guessing."""
-        return self.topology is not None and len(self.topology.nodes) == len(self.members)
-
-
-def read_cluster(kube: AntDBKubeHook, namespace: str) -> ClusterFacts:
-    """Members (Pgclusters), their pods' readiness and their Services' addresses.
-
-    Discovery is `members_from_pgclusters` + `topology_from_services`, exactly as deploy
-    collects it; members without a usable Service become findings and are left out.
-    """
-    members = members_from_pgclusters(kube.list("crunchydata.com/v1", "Pgcluster", namespace))
-    if not members:
-        finding = Finding(CLUSTER, "topology", False, f"no AntDB Pgclusters in namespace {namespace}")
-        return ClusterFacts(namespace, members, None, [finding])
-    pods = kube.list("v1", "Pod", namespace, label_selector=DATABASE_POD_SELECTOR)
-    findings = pod_findings(assess_readiness(list(members), pods))
-    services = {s["metadata"]["name"]: s for s in kube.list("v1", "Service", namespace)}
-    checked = [service_finding(name, services.get(name)) for name in members]
-    findings += checked
-    addressed = {f.node: members[f.node] for f in checked if f.ok}
-    topology = topology_from_services(addressed, services.values()) if addressed else None
-    return ClusterFacts(namespace, members, topology, findings)
-
-
-def probe_identities(antdb: AntDBHook, nodes: Sequence[NodeAddress], workers: int = 8
-                     ) -> dict[str, NodeIdentity | Exception]:
-    """`identity()` of every node, in parallel; a failure is returned in place of the identity.
-
-    Parallel because a node that cannot reach its GTM takes AntDB's GTM connect timeout
-    (seconds) to refuse each query, and after gc moved every other node does that.
-    """
-    if not nodes:
-        return {}
-    try:
-        antdb.credentials  # noqa: B018 - read once here, not concurrently from the workers
-    except Exception:  # noqa: BLE001 - each probe reports the missing connection itself
-        pass
-
-    def probe(address: NodeAddress) -> NodeIdentity | Exception:
-        try:
-            return antdb.identity(address)
-        except Exception as exc:  # noqa: BLE001 - returned: the caller decides what it means
-            return exc
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(nodes)), thread_name_prefix="antdb-probe") as pool:
-        return dict(zip((n.name for n in nodes), pool.map(probe, nodes)))
-
-
-def _identities(antdb: AntDBHook, topology: Topology, findings: list[Finding]) -> dict[str, NodeIdentity]:
-    """Ask every node who it is; an unreachable node becomes a finding, not an exception."""
-    found: dict[str, NodeIdentity] = {}
-    probed = probe_identities(antdb, topology.nodes)
-    for address in topology.nodes:
-        identity = probed[address.name]
-        if isinstance(identity, Exception):
-            findings.append(reachable_finding(address, _scrub(antdb, first_line(identity))))
-            continue
-        found[address.name] = identity
-        findings.append(reachable_finding(address, None))
-        findings.append(version_finding(address, identity.version, identity.node_name))
-    return found
-
-
-def _scrub(antdb: AntDBHook, text: str) -> str:
-    """Mask the superuser password should a driver message ever echo it."""
-    try:
-        password = antdb.credentials.password
-    except Exception:  # noqa: BLE001 - no connection, nothing to mask
-        return text
-    return text.replace(password, "******") if password else text
-
-
-def _agtm_checks(kube: AntDBKubeHook, facts: ClusterFacts, identities: dict[str, NodeIdentity]) -> list[Finding]:
-    """Every node's agtm_host (running, else its Patroni config) and the custom ConfigMap's vs gc's Service."""
-    gc = facts.topology.gtm_coord if facts.topology else None
-    if gc is None:
-        return [Finding("gc", "agtm_host", False, "gc has no Service address: agtm_host cannot be checked")]
-    findings = [agtm_finding(i.address, i.agtm_host, i.agtm_port, gc) for i in identities.values()]
-    for node in (n for n in facts.topology.nodes if n.name not in identities):
-        dcs = kube.get("v1", "ConfigMap", dcs_config_name(node.name), facts.namespace) or {}
-        host, port = agtm_from_dcs(((dcs.get("metadata") or {}).get("annotations") or {}).get("config"))
-        finding = dcs_agtm_finding(node, dcs_config_name(node.name), host, port, gc)
-        findings += [finding] if finding else []
-    config = kube.get("v1", "ConfigMap", CUSTOM_CONFIG_NAME, facts.namespace)
-    text = ((config or {}).get("data") or {}).get("postgres-ha.yaml")
-    host, port = agtm_from_postgres_ha(text) if text is not None else (None, None)
-    findings.append(config_map_finding(CUSTOM_CONFIG_NAME, text, host, port, gc))
-    return findings
-
-
-def _pgxc_checks(antdb: AntDBHook, facts: ClusterFacts, identities: dict[str, NodeIdentity]) -> list[Finding]:
-    """Plan every reachable holder's catalog against Kubernetes; each change is drift."""
-    topology = facts.topology
-    if not facts.complete:
-        missing = sorted(set(facts.members) - set(topology.names() if topology else []))
-        return [Finding(CLUSTER, "pgxc_node", False,
-                        f"not checked: {', '.join(missing)} have no Service address, so the topology is incomplete")]
-    try:
-        validate_topology(topology)
-    except ValueError as exc:
-        return [Finding(CLUSTER, "pgxc_node", False, f"not checked: {exc}")]
-    findings: list[Finding] = []
-    for holder in topology.catalog_holders:
-        if holder.name not in identities:
-            findings.append(Finding(holder.name, "pgxc_node", False, "not checked: node unreachable"))
-            continue
-        try:
-            rows = antdb.read_pgxc_nodes(holder)
-        except Exception as exc:  # noqa: BLE001 - reported as the finding
-            findings.append(Finding(holder.name, "pgxc_node", False, f"cannot read: {_scrub(antdb, first_line(exc))}"))
-            continue
-        findings += pgxc_findings(plan_pgxc_changes(topology, rows, holder.name), len(rows))
-    return findings
-
-
-def _data_check(antdb: AntDBHook, facts: ClusterFacts, identities: dict[str, NodeIdentity], table: str,
-                rows: int) -> Finding:
-    """A scratch table filled from gc and counted from every coordinator: touches every datanode."""
-    topology = facts.topology
-    if not facts.complete or topology.gtm_coord is None or not topology.datanodes:
-        return Finding(CLUSTER, "data", False, "not run: the topology is incomplete")
-    unreachable = [n for n in topology.names() if n not in identities]
-    if unreachable:
-        return Finding(CLUSTER, "data", False, f"not run: {', '.join(unreachable)} unreachable")
-    # Enough rows that every datanode gets some (hash distribution): 50 per datanode at least.
-    rows = max(rows, 50 * len(topology.datanodes))
-    try:
-        result = antdb.run_smoke_test(topology, table, rows)
-    except Exception as exc:  # noqa: BLE001 - a failed round trip is the finding
-        return Finding(CLUSTER, "data", False, f"data round trip failed: {_scrub(antdb, first_line(exc))}")
-    return data_finding(result)
-
-
-def verify_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, *, data_check: bool = True,
-                   data_rows: int = DATA_CHECK_ROWS, table: str | None = None) -> VerificationReport:
-    """Every check of the issue, on every node of `namespace`; never raises for drift.
-
-    Per node: pod Ready, Service ClusterIP, reachable, version; on gc and every
-    coordinator: pgxc_node against Kubernetes; every node's agtm_host and the custom
-    ConfigMap's against gc's Service; then (data_check) a write/read touching every datanode.
-    """
-    facts = read_cluster(kube, namespace)
-    findings = list(facts.findings)
-    if facts.topology is not None:
-        identities = _identities(antdb, facts.topology, findings)
-        findings += _agtm_checks(kube, facts, identities)
-        findings += _pgxc_checks(antdb, facts, identities)
-        if data_check:
-            name = table or scratch_table_name("antdb_verify", f"{namespace}-{time.time_ns()}")
-            findings.append(_data_check(antdb, facts, identities, name, data_rows))
-        else:
-            findings.append(Finding(CLUSTER, "data", True, "skipped: data_check is off"))
-    order = facts.topology.names() if facts.topology else []
-    order += [m for m in facts.members if m not in order]
-    return VerificationReport(namespace, sorted_findings(findings, order))
+MAP_INDEX_KEY = "antdb_namespace"  # set in the context by each mapped task: its map index shows the namespace
+MAP_INDEX_TEMPLATE = "{{ antdb_namespace }}"
 
 
 class VerifyTopologyOperator(AntDBBaseOperator):
@@ -223,18 +27,21 @@ class VerifyTopologyOperator(AntDBBaseOperator):
     report when no repair ran in between, so nothing is verified twice for nothing.
     """
 
-    template_fields = ("previous", "repair_result")
+    template_fields = ("namespace", "previous", "repair_result")
 
-    def __init__(self, *, fail_on_drift: bool = False, previous: dict | None = None,
+    def __init__(self, *, namespace: str | None = None, fail_on_drift: bool = False, previous: dict | None = None,
                  repair_result: dict | None = None, data_rows: int = DATA_CHECK_ROWS, **kwargs):
         super().__init__(**kwargs)
+        self.namespace = namespace  # None: the `namespace` param (mapped runs pass one cluster each)
         self.fail_on_drift, self.previous, self.repair_result = fail_on_drift, previous, repair_result
         self.data_rows = data_rows
 
     def execute(self, context: Any) -> dict:
         params = context["params"]
+        namespace = self.namespace or params["namespace"]
+        context[MAP_INDEX_KEY] = namespace
         report = self._reused() or verify_cluster(
-            self.kube, self.antdb, params["namespace"], data_check=bool(params.get("data_check", True)),
+            self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
             data_rows=self.data_rows, table=self._table(context))
         self.log.info("\n%s", report.table())
         result = report.to_dict()
@@ -259,6 +66,37 @@ class VerifyTopologyOperator(AntDBBaseOperator):
         return scratch_table_name("antdb_verify", f"{context['run_id']}-{ti.task_id}-{ti.try_number}")
 
 
+class DeployedClustersOperator(AntDBBaseOperator):
+    """The namespaces to verify: the `namespace` param, or every namespace the package deployed into."""
+
+    def execute(self, context: Any) -> list[str]:
+        from antdb_k8s.core.manifests import MANAGED_SELECTOR
+        from antdb_k8s.services.discovery import deployed_namespaces
+
+        given = context["params"].get("namespace")
+        if given:
+            return [given]
+        found = deployed_namespaces(self.kube)
+        if not found:
+            raise AirflowFailException(f"no deployed AntDB cluster: no namespace is labelled {MANAGED_SELECTOR}; "
+                                       f"run deploy_antdb first or give a namespace")
+        self.log.info("verifying %d cluster(s): %s", len(found), ", ".join(found))
+        return found
+
+
+def final_verify_kwargs(pair: tuple[dict, dict]) -> dict:
+    """One cluster's first report and repair result as final_verify's arguments (mapped runs)."""
+    report, repaired = pair
+    return {"namespace": report["namespace"], "previous": report, "repair_result": repaired}
+
+
+def _reports(value: Any) -> list[dict]:
+    """A final_verify XCom pull: one report, or one per mapped cluster."""
+    if isinstance(value, dict):
+        return [value]
+    return [r for r in (value or []) if isinstance(r, dict)]
+
+
 def notify_drift(context: Any) -> None:
     """Default `on_failure_callback`: one concise log line naming the run and the drift.
 
@@ -267,8 +105,10 @@ def notify_drift(context: Any) -> None:
     """
     drift: list[str] = []
     try:
-        report = context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY)
-        drift = list((report or {}).get("drift") or [])
+        reports = _reports(context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY))
+        several = len(reports) > 1
+        drift = [f"{r.get('namespace')}: {line}" if several else line
+                 for r in reports if not r.get("clean") for line in r.get("drift") or []]
     except Exception:  # noqa: BLE001 - a callback must never raise; the log line still goes out
         log.debug("no verification report in XCom for this run", exc_info=True)
     run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "?")

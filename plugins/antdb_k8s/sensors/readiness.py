@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
-from antdb_k8s.hooks.kube import AntDBKubeHook
 from antdb_k8s.operators.base import spec_from_context
-from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger, describe_timeout, read_readiness
+from antdb_k8s.services.discovery import describe_timeout, read_readiness
+from antdb_k8s.services.wait import Poll, wait_until
+from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger
+
+if TYPE_CHECKING:
+    from antdb_k8s.hooks.kube import AntDBKubeHook
 
 
 class AntDBNodesReadySensor(BaseSensorOperator):
@@ -32,6 +36,8 @@ class AntDBNodesReadySensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> AntDBKubeHook:
+        from antdb_k8s.hooks.kube import AntDBKubeHook
+
         return AntDBKubeHook(self.kubernetes_conn_id)
 
     def _configure(self, context: Any):
@@ -67,12 +73,15 @@ class AntDBNodesReadySensor(BaseSensorOperator):
         )
 
     def _poke_until_deadline(self, context: Any, started: float) -> dict:
-        while time.time() - started < self.timeout:
-            time.sleep(self.poke_interval)
-            if self.poke(context):
-                return {"status": "ready", "nodes": self.node_list}
-        report = read_readiness(self.hook, self.namespace, self.node_list)
-        raise TimeoutError(describe_timeout(self.hook, self.namespace, report, time.time() - started))
+        seen: dict = {}
+
+        def look() -> Poll[dict]:
+            seen["report"] = report = read_readiness(self.hook, self.namespace, self.node_list)
+            return Poll(report.done, {"status": "ready", "nodes": self.node_list}, report.progress_line())
+
+        return wait_until(look, time.monotonic() + self.timeout - (time.time() - started), self.poke_interval,
+                          lambda poll, waited: describe_timeout(self.hook, self.namespace, seen["report"],
+                                                                time.time() - started), what=", ".join(self.node_list))
 
     def execute_complete(self, context: Any, event: dict | None = None) -> dict:
         if not event or event.get("status") != "success":

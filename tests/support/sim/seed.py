@@ -137,7 +137,7 @@ def operator_objects() -> list[dict]:
     CRDs, include/operator, and Secret pgo-backrest-repo-config (EnsurePgoOperator)."""
     import base64
 
-    from antdb_k8s.backends.credentials import operator_repo_config
+    from antdb_k8s.core.credentials import operator_repo_config
     from antdb_k8s.core.install import install_manifests
     from antdb_k8s.core.spec import parse_spec
 

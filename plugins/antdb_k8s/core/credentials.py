@@ -1,16 +1,18 @@
-"""Generated credentials for a node's Secrets.
+"""Generated credentials for a node's Secrets: passwords and pgBackRest's SSH keys.
 
 Generated values go straight into Kubernetes Secrets and nowhere else: not into logs,
 XCom or task return values. They are generated only when a Secret is missing, so a
-re-run never rotates a password under a running node.
+re-run never rotates a password under a running node. The random source is a parameter
+(default: the `secrets` module and fresh RSA keys), so what is derived from it is
+testable; `cryptography` is imported only when a key is made, not when a DAG is parsed.
 """
 
 from __future__ import annotations
 
 import secrets
+from typing import Callable
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+KeyPair = tuple[str, str]  # (OpenSSH private key, OpenSSH public key)
 
 SSH_CONFIG = """Host *
 StrictHostKeyChecking no
@@ -28,12 +30,16 @@ UsePAM no
 """
 
 
-def new_password(length: int = 24) -> str:
+def new_password(length: int = 24, token: Callable[[int], str] = secrets.token_urlsafe) -> str:
     """URL-safe, so it survives YAML, connection URIs and shell quoting without escaping."""
-    return secrets.token_urlsafe(length)[:length]
+    return token(length)[:length]
 
 
-def _rsa_key_pair() -> tuple[str, str]:
+def rsa_key_pair() -> KeyPair:
+    """A fresh 2048-bit RSA key pair in OpenSSH form."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption()).decode()
@@ -41,10 +47,10 @@ def _rsa_key_pair() -> tuple[str, str]:
     return private, public
 
 
-def backrest_repo_config() -> dict[str, str]:
+def backrest_repo_config(key_pair: Callable[[], KeyPair] = rsa_key_pair) -> dict[str, str]:
     """The keys Crunchy's `<cluster>-backrest-repo-config` Secret must hold (crunchy-pgo-v4.md)."""
-    client_private, client_public = _rsa_key_pair()
-    host_private, _ = _rsa_key_pair()
+    client_private, client_public = key_pair()
+    host_private, _ = key_pair()
     return {
         "authorized_keys": client_public + "\n",
         "id_rsa": client_private,
