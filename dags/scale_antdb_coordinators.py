@@ -5,12 +5,14 @@
 Set **coordinators** to the count the cluster should have: **plan** → **clone new coordinators**
 → **reconcile `pgxc_node`** on gc and every coordinator → **remove departing coordinators** → **verify**.
 
-* **Scale-out** is the runbook's `pgo clone cn1 cnN`: the package creates the clone `Pgtask`; the
-  postgres-operator restores cn1's data into the new volume and creates the Pgcluster with cn1's
-  image and storage. The new coordinator starts under its own name with cn1's catalog, so every table
-  created before the scale is usable from it. Then every catalog holder, old and new, learns it.
-  Avoid DDL while a scale-out runs (a table created meanwhile would be missing on the new node; the
-  run checks and fails if so).
+* **Scale-out** is the runbook's `pgo clone cn1 cnN`, run by the real postgres-operator: the package
+  first takes a fresh pgBackRest backup of cn1 (the clone restores the latest backup), then creates
+  the clone `Pgtask`; the operator syncs cn1's repository, restores it into the new volume and
+  creates the Pgcluster. The package gives it back cn1's `customconfig` (the clone drops it) before
+  it serves. The new coordinator starts under its own name with cn1's catalog, so every table
+  created before the scale is usable from it. A failed clone step fails the task at once, naming it.
+  Then every catalog holder, old and new, learns it. Avoid DDL while a scale-out runs (a table
+  created meanwhile would be missing on the new node; the run checks and fails if so).
 * **Scale-in** removes the highest-numbered coordinators. They are dropped from `pgxc_node` everywhere
   *first*, while they still run (a catalog that points at a dead coordinator makes every DDL fail), then
   their Pgclusters, Deployments, Services, Jobs, pods, ConfigMaps, Secrets and clone tasks are deleted.

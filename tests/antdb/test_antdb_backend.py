@@ -159,3 +159,29 @@ def test_cluster_survives_gc_restart(loaded):
     with _connect("cn1") as conn:
         _retry(lambda: conn.execute("CREATE TABLE test02 AS SELECT id FROM generate_series(1, 100) id"))
     assert _retry(lambda: _count("gc", "test02")) == 100
+
+
+def test_backup_sync_and_restore_give_a_new_coordinator_the_catalog_and_rows(loaded):
+    """What the pgBackRest pods do in a clone (tests/support/sim/backrest.py): an online backup of
+    cn1 into its repository, a repository sync, a restore into a new data dir, started as cn2."""
+    backend = loaded
+    with _connect("cn1") as conn:
+        conn.execute("CREATE TABLE after_backup_check (id int)")
+    repo, synced = backend.repo_dir(NAMESPACE, "cn1-pgbr-repo"), backend.repo_dir(NAMESPACE, "cn2-pgbr-repo")
+    backend.backup_data(NAMESPACE, "cn1", repo / "backup" / "000001F")
+    assert _count("cn1") == ROWS                       # the source kept serving
+    backend.copy_tree(repo, synced)
+    backend.restore_data(NAMESPACE, "cn2", synced / "backup" / "000001F")
+    NODES["cn2"] = ("coordinator", "127.0.32.12")
+    try:
+        backend.start_node(_spec("cn2"))
+        with _connect("cn2") as conn:
+            assert conn.execute("SHOW pgxc_node_name").fetchone()[0] == "cn2"
+            tables = {r[0] for r in conn.execute("SELECT relname FROM pg_class WHERE relkind = 'r'")}
+        assert {"test01", "after_backup_check"} <= tables
+        assert _retry(lambda: _count("cn2")) == ROWS
+    finally:
+        backend.stop_node(NAMESPACE, "cn2")
+        del NODES["cn2"]
+    with _connect("cn1") as conn:
+        conn.execute("DROP TABLE after_backup_check")

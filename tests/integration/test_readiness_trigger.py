@@ -80,21 +80,22 @@ def test_trigger_wakes_on_the_pod_change_not_on_a_poll(fresh_cluster):
     """Poll and re-list intervals far beyond the test's bound: only the watch can end the wait."""
     cluster = fresh_cluster
     spec = parse_spec({"namespace": "watched"})
-    create_node_without_its_config(cluster, spec, "dn1")
+    create_node_without_its_superuser_secret(cluster, spec, "gc")
     started = time.time()
-    trigger = AntDBNodesReadyTrigger(namespace="watched", nodes=["dn1"], deadline=started + 3600, started=started,
+    trigger = AntDBNodesReadyTrigger(namespace="watched", nodes=["gc"], deadline=started + 3600, started=started,
                                      poke_interval=300, relist_interval=3600)
 
     async def scenario() -> dict:
         waiting = asyncio.ensure_future(trigger.run().__anext__())
-        await asyncio.sleep(1.0)  # the trigger has listed dn1 not Ready and follows the watch
+        await asyncio.sleep(1.0)  # the trigger has listed gc not Ready and follows the watch
         assert not waiting.done()
-        cluster.store.create(custom_config_manifest(spec, "127.0.0.1"))
+        cluster.store.create(secret_manifest(spec, "gc-postgres-secret", "gc",
+                                             {"username": SUPERUSER, "password": PASSWORD}))
         return (await asyncio.wait_for(waiting, timeout=90)).payload
 
     before = len(cluster.api.requests)
     event = asyncio.run(scenario())
-    assert event == {"status": "success", "message": "1/1 ready: dn1", "ready": ["dn1"]}
+    assert event == {"status": "success", "message": "1/1 ready: gc", "ready": ["gc"]}
     pod_reads = [r for r in cluster.api.requests[before:] if r.path.endswith("/pods")]
     assert len(pod_reads) == 2, pod_reads  # one list, then one watch that saw the change
     assert [str(r.query.get("watch", "")).lower() for r in pod_reads] == ["", "true"]

@@ -1,6 +1,8 @@
-"""scale_antdb_coordinators end to end: 1 gc + 2 cn + 2 dn with a filled table, then 2 -> 3
-(a clone carrying the catalog), the same again (no change), 3 -> 1 (PVCs kept), a failed clone
-and its re-run 1 -> 2 onto the kept PVC, 2 -> 1 with delete_data, refusals.
+"""scale_antdb_coordinators end to end on the real postgres-operator 4.2.1: 1 gc + 2 cn + 2 dn
+with a filled table, then 2 -> 3 (a fresh pgBackRest backup of cn1, then the operator's three
+clone steps: repo sync, restore, new Pgcluster), the same again (no change), 3 -> 1 (PVCs kept),
+a clone whose restore Job fails (the task fails at once naming the step) and its re-run 1 -> 2
+onto the kept PVC, 2 -> 1 with delete_data, refusals.
 
 Tests in this module run in order against one cluster per backend. Every scenario ends by
 counting every row written so far, from every coordinator that exists.
@@ -87,8 +89,15 @@ def test_scale_out_2_to_3_clones_the_catalog_and_registers_cn3_everywhere(module
     cn3 = cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn3")
     cn1 = cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn1")
     assert cn3["metadata"]["labels"]["antdb.io/role"] == "coordinator"
-    for key in ("ccpimage", "ccpimagetag", "ccpimageprefix", "customconfig", "BackrestStorage", "port"):
+    for key in ("ccpimage", "ccpimagetag", "BackrestStorage", "port"):
         assert cn3["spec"][key] == cn1["spec"][key], f"{key} must come from cn1's Pgcluster"
+    # The operator's clone drops customconfig; the package restored it, down to the pod template.
+    assert cn3["spec"]["customconfig"] == cn1["spec"]["customconfig"] == "pgo-custom-antdb-config"
+    pgconf = next(v for v in cluster.get("apps/v1", "Deployment", NS, "cn3")["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == "pgconf-volume")
+    assert pgconf["projected"]["sources"][0] == {"configMap": {"name": "pgo-custom-antdb-config"}}
+    assert "postgres-ha.yaml" not in cluster.get("v1", "ConfigMap", NS, "cn3-pgha-default-config")["data"]
+    assert cluster.query(NS, "cn3", "SHOW agtm_host")[0][0] == cluster.cluster_ips(NS)["gc"]
     without_name = lambda storage: {k: v for k, v in storage.items() if k != "name"}  # noqa: E731
     assert without_name(cn3["spec"]["PrimaryStorage"]) == without_name(cn1["spec"]["PrimaryStorage"])
     assert cn3["spec"]["rootsecretname"] == "cn3-postgres-secret"
@@ -100,6 +109,14 @@ def test_scale_out_2_to_3_clones_the_catalog_and_registers_cn3_everywhere(module
     assert all(t["spec"]["status"] == "completed" for t in tasks.values())
     assert tasks["clone-step1"]["spec"]["parameters"]["sourceClusterName"] == "cn1"
     assert cluster.get("v1", "PersistentVolumeClaim", NS, "cn3") is not None
+    # The fresh backup the clone restored from, run by the operator as `pgo backup cn1` would.
+    backup = cluster.get("crunchydata.com/v1", "Pgtask", NS, "backrest-backup-cn1")
+    assert backup["spec"]["status"] == "job completed"
+    jobs = {j["metadata"]["name"]: j for j in cluster.store.list("batch/v1", "Job", NS)}
+    assert job_condition(jobs["backrest-backup-cn1"]) == "Complete"
+    clone_jobs = [n for n in jobs if n.startswith(("pgo-backrest-repo-sync-cn3-", "restore-cn3-"))]
+    assert len(clone_jobs) == 2 and {job_condition(jobs[n]) for n in clone_jobs} == {"Complete"}
+    assert cluster.xcom(run, "clone_new_coordinators")["backup"] == "Job backrest-backup-cn1 completed"
 
     holders = ["gc", "cn1", "cn2", "cn3"]
     for holder in holders:
@@ -156,21 +173,33 @@ def test_scale_in_3_to_1_drops_cn2_cn3_everywhere_and_keeps_their_pvcs(module_cl
         assert count_from(cluster, holder) == WRITTEN["rows"], holder
 
 
-def test_a_failed_clone_names_the_job_then_a_rerun_clones_onto_the_kept_pvc(module_cluster, monkeypatch):
+def job_condition(job: dict) -> str | None:
+    return next((c["type"] for c in (job.get("status") or {}).get("conditions") or []
+                 if c["type"] in ("Complete", "Failed") and c["status"] == "True"), None)
+
+
+def test_a_failed_restore_fails_the_clone_at_once_naming_the_step_then_a_rerun_clones_onto_the_kept_pvc(
+        module_cluster, monkeypatch):
     cluster = module_cluster
     cluster.query(NS, "gc", "CREATE TABLE scale_late (id int)")   # created while cn2 is gone
     cluster.query(NS, "gc", "INSERT INTO scale_late VALUES (1), (2), (3)")
 
-    def broken_copy(namespace, source, target):
+    def broken_restore(namespace, target, backup):
         raise RuntimeError("no space left on device (injected)")
 
-    monkeypatch.setattr(cluster.backend, "clone_data", broken_copy)
+    # The restore Job's pod fails as pgBackRest would on a full volume; nothing else is touched.
+    monkeypatch.setattr(cluster.backend, "restore_data", broken_restore)
     plan = ScalePlan(NS, ("cn1",), ("cn1", "cn2"), add=("cn2",), source="cn1", datanodes=len(DATANODES))
     clone = CloneCoordinatorsOperator(task_id="clone_new_coordinators", plan=plan.to_dict())
-    context = {"params": {"timeouts": TIMEOUTS}, "run_id": "injected-failure", "ti": SimpleNamespace(try_number=1)}
-    with pytest.raises(RuntimeError, match=r"Job restore-cn2-\w+ failed: .*no space left on device \(injected\)"):
+    slow = {**TIMEOUTS, "clone_ready": 3600}       # a failure must not be found by waiting this out
+    context = {"params": {"timeouts": slow}, "run_id": "injected-failure", "ti": SimpleNamespace(try_number=1)}
+    with pytest.raises(RuntimeError, match=r"clone of cn2, step 2 \(pgBackRest restore into the new PVC\): "
+                                           r"Job restore-cn2-\w+ failed .*no space left on device \(injected\)"):
         clone.execute(context)
     assert cluster.get("crunchydata.com/v1", "Pgcluster", NS, "cn2") is None
+    failed = [j for j in cluster.store.list("batch/v1", "Job", NS, label_selector="pg-cluster=cn2")
+              if j["metadata"]["name"].startswith("restore-cn2-")]
+    assert [job_condition(j) for j in failed] == ["Failed"]
     monkeypatch.undo()
 
     run = scale(cluster, 2)        # a new clone attempt; the failed one is history

@@ -1,13 +1,14 @@
-"""What the test-side kubelet needs from a database backend: start, stop and forget a node.
+"""What the test-side kubelet needs from a database backend: start, stop and forget a node,
+and copy data the way the pgBackRest pods do (backup, repository sync, restore).
 
-Two backends implement it: `pgnodes.VanillaPostgresBackend` (Debian's PostgreSQL,
-shaped to look like AntDB where the product reads it) and `antdb_nodes.AntDBBackend`
-(real AntDB from `ANTDB_HOME`). The simulator never knows which one it drives.
+`antdb_nodes.AntDBBackend` (real AntDB from `ANTDB_HOME`) implements it, on the process
+management of `pgserver.PostgresStyleBackend`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 
@@ -44,11 +45,30 @@ class NodeBackend(Protocol):
         """Stop if running and delete the data dir (the PVC was deleted)."""
 
     def clone_data(self, namespace: str, source: str, target: str) -> None:
-        """Make target's data dir (its PVC) a consistent copy of source's, as a Crunchy clone
-        restore does: online (pg_basebackup) when the source runs, so it keeps serving; file
-        by file when it is stopped. Whatever target's dir held before is replaced. When target
-        starts it runs under its own name (pgxc_node_name = target), with source's catalog.
-        Target must not be running."""
+        """Make target's data dir a consistent copy of source's (backup_data, then restore_data)."""
+
+    def backup_data(self, namespace: str, source: str, dest: Path) -> None:
+        """`dest` becomes a consistent copy of source's data dir, as a pgBackRest backup of a live
+        primary is: online (pg_basebackup) when the source runs, so it keeps serving."""
+
+    def restore_data(self, namespace: str, target: str, backup: Path) -> None:
+        """target's data dir (its PVC) becomes a copy of `backup`; when target starts it runs under
+        its own name (pgxc_node_name = target) with the backup's catalog. Target must not run."""
+
+    def copy_tree(self, source: Path, dest: Path) -> None:
+        """`dest` becomes a copy of directory `source` (a pgBackRest repository sync)."""
+
+    def repo_dir(self, namespace: str, claim: str) -> Path:
+        """Where the volume `claim` of a pgBackRest repository pod lives."""
+
+    def make_dir(self, path: Path) -> None:
+        """A directory owned like the data (for files the test-side pods write)."""
+
+    def write_file(self, path: Path, text: str) -> None:
+        """A small file owned like the data."""
+
+    def remove_tree(self, path: Path) -> None:
+        """Delete a directory tree (a released volume); no error if absent."""
 
     def stop_all(self) -> None:
         """Stop every server this backend started (test teardown). Data dirs are removed

@@ -170,25 +170,71 @@ class PostgresStyleBackend(abc.ABC):
         self._after_destroy()
 
     def clone_data(self, namespace: str, source: str, target: str) -> None:
-        """target's data dir becomes a consistent copy of source's (a Crunchy clone restore).
+        """target's data dir becomes a consistent copy of source's, straight from source."""
+        staging = self.repo_dir(namespace, f".clone-{target}")
+        try:
+            self.backup_data(namespace, source, staging)
+            self.restore_data(namespace, target, staging)
+        finally:
+            self.remove_tree(staging)
 
-        A running source is copied online with pg_basebackup and keeps serving; a stopped
-        one is copied file by file under its lock so it cannot start half-way. Then
-        `_after_clone` gives the copy target's identity where the product needs that.
+    def backup_data(self, namespace: str, source: str, dest: Path) -> None:
+        """`dest` (replaced if present) becomes a consistent copy of source's data dir.
+
+        A running source is copied online with pg_basebackup and keeps serving (what a
+        pgBackRest backup of a live primary gives: a restorable, consistent copy); a
+        stopped one is copied file by file under its lock so it cannot start half-way.
         """
-        source_dir, target_dir = self.data_dir(namespace, source), self.data_dir(namespace, target)
+        source_dir = self.data_dir(namespace, source)
         if not (source_dir / "PG_VERSION").exists():
-            raise self.error_class(f"clone {source} -> {target}: {source} has no data directory")
-        source_node, target_node = self._lookup(namespace, source), self._lookup(namespace, target)
+            raise self.error_class(f"backup of {source}: {source} has no data directory")
+        shutil.rmtree(dest, ignore_errors=True)
+        self._mkdir_owned(dest.parent)
+        self._copy_data(self._lookup(namespace, source), source_dir, dest, source)
+        for leftover in _CLONE_LEFTOVERS:
+            (dest / leftover).unlink(missing_ok=True)
+        log.info("%s node %s/%s copied to %s", self.label, namespace, source, dest)
+
+    def restore_data(self, namespace: str, target: str, backup: Path) -> None:
+        """target's data dir (its PVC) is replaced by a copy of `backup` (a `backup_data` result).
+
+        Then `_after_clone` gives the copy target's identity where the product needs that, so
+        it starts under its own name with the backup's catalog. Target must not be running.
+        """
+        if not (backup / "PG_VERSION").exists():
+            raise self.error_class(f"restore of {target}: {backup} holds no backup")
+        target_dir, target_node = self.data_dir(namespace, target), self._lookup(namespace, target)
         if target_node is not None and self._is_running(target_node):
-            raise self.error_class(f"clone {source} -> {target}: {target} is running; stop it first")
+            raise self.error_class(f"restore of {target}: {target} is running; stop it first")
         shutil.rmtree(target_dir, ignore_errors=True)
         self._mkdir_owned(target_dir.parent)
-        self._copy_data(source_node, source_dir, target_dir, target)
-        for leftover in _CLONE_LEFTOVERS:
-            (target_dir / leftover).unlink(missing_ok=True)
+        self._copy_stopped(backup, target_dir)
         self._after_clone(target_dir, target)
-        log.info("%s node %s/%s cloned from %s", self.label, namespace, target, source)
+        log.info("%s node %s/%s restored from %s", self.label, namespace, target, backup)
+
+    def copy_tree(self, source: Path, dest: Path) -> None:
+        """`dest` becomes a copy of directory `source` (a repository sync); owned like the data."""
+        if not source.is_dir():
+            raise self.error_class(f"copy of {source}: no such directory")
+        shutil.rmtree(dest, ignore_errors=True)
+        self._mkdir_owned(dest.parent)
+        self._copy_stopped(source, dest)
+
+    def repo_dir(self, namespace: str, claim: str) -> Path:
+        """Where the volume `claim` of a non-database pod (a pgBackRest repository) lives."""
+        return self.base_dir / "repo" / namespace / claim
+
+    def make_dir(self, path: Path) -> None:
+        """A directory the servers' OS user owns (for files the test-side pods write)."""
+        self._mkdir_owned(path)
+
+    def write_file(self, path: Path, text: str) -> None:
+        self._mkdir_owned(path.parent)
+        self._write_owned(path, text, 0o644)
+
+    @staticmethod
+    def remove_tree(path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
 
     def stop_all(self) -> None:
         """Stop every node; try them all, then report the failures together."""

@@ -181,6 +181,18 @@ def target_topology(topology: Topology, remove: Iterable[str]) -> Topology:
 
 # --------------------------------------------------------------------------- clone requests
 
+_EMPTY_STORAGE = {k: "" for k in ("name", "storageclass", "accessmode", "size", "storagetype", "fsgroup",
+                                   "supplementalgroups", "matchLabels")}
+
+
+def pgtask_spec(namespace: str, name: str, tasktype: str, parameters: Mapping[str, str]) -> dict:
+    """A PgtaskSpec with every field, as the Go client serializes one (apis/cr/v1/task.go: no
+    omitempty). The operator marks a task done with a JSON-patch `replace` of `/spec/status`,
+    which the API server rejects when the key is absent, so `status` must be there, empty."""
+    return {"namespace": namespace, "name": name, "storagespec": dict(_EMPTY_STORAGE), "tasktype": tasktype,
+            "status": "", "parameters": dict(parameters)}
+
+
 def clone_request(namespace: str, source: str, target: str, *, suffix: str, workflow_id: str,
                   timestamp: str, pgouser: str = PGO_USER) -> tuple[dict, dict]:
     """The two Pgtasks `pgo clone <source> <target>` creates: the workflow, then clone step 1.
@@ -195,8 +207,8 @@ def clone_request(namespace: str, source: str, target: str, *, suffix: str, work
         "apiVersion": CRUNCHY_API, "kind": "Pgtask",
         "metadata": {"name": workflow_name, "namespace": namespace,
                      "labels": {"pg-cluster": target, "workflowid": workflow_id}},
-        "spec": {"namespace": namespace, "name": workflow_name, "tasktype": "workflow",
-                 "parameters": {"task submitted": timestamp, "pg-cluster": target, "workflowid": workflow_id}},
+        "spec": pgtask_spec(namespace, workflow_name, "workflow",
+                            {"task submitted": timestamp, "pg-cluster": target, "workflowid": workflow_id}),
     }
     task_name = f"{CLONE_STEP1}-{target}-{suffix}"
     step1 = {
@@ -204,9 +216,9 @@ def clone_request(namespace: str, source: str, target: str, *, suffix: str, work
         "metadata": {"name": task_name, "namespace": namespace,
                      "labels": {"pg-cluster": target, "pgouser": pgouser, "pgo-clone": "true",
                                 "pgo-clone-step-1": "true"}},
-        "spec": {"name": task_name, "tasktype": CLONE_STEP1,
-                 "parameters": {"sourceClusterName": source, "targetClusterName": target, "taskName": task_name,
-                                "timestamp": timestamp, "workflowid": workflow_id, "backrestStorageType": ""}},
+        "spec": pgtask_spec(namespace, task_name, CLONE_STEP1,
+                            {"sourceClusterName": source, "targetClusterName": target, "taskName": task_name,
+                             "timestamp": timestamp, "workflowid": workflow_id, "backrestStorageType": ""}),
     }
     return workflow, step1
 

@@ -220,6 +220,11 @@ class ObjectStore(StreamsMixin):
             created = self._insert(rtype, prepared, dry_run, events)
             if rtype.key == ("", "namespaces") and not dry_run:
                 self._add_default_service_account(created["metadata"]["name"], events)
+            refs = created["metadata"].get("ownerReferences") or []
+            if refs and not dry_run and not any(r.get("uid") in self._by_uid for r in refs):
+                # The garbage collector deletes an object whose owners are all gone (a controller
+                # acting on a stale view can create one right after its owner was deleted).
+                self._remove(rtype, created, "Background", events)
             return self.present(rtype, created)
 
     def _check_service_account(self, pod: dict[str, Any]) -> None:

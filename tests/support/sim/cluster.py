@@ -20,6 +20,7 @@ from typing import Callable
 from tests.support.kubeapi.store import ObjectStore
 from tests.support.nodes import NodeBackend
 
+from .backrest import BackrestPods
 from .common import Api, EventRecorder, Snapshot, log
 from .dbnodes import DatabaseNodes
 from .hostprep import HostSysctls
@@ -55,8 +56,10 @@ class ClusterSimulator:
         self._stopping = threading.Event()
         self._db = DatabaseNodes(backend, self._api, self._events, self._wake.set)
         self.operators = OperatorPods(self._api, self._events, kubeconfig, workdir)
+        self._backrest = BackrestPods(self._api, self._events, backend, self._wake.set)
         self._workloads = Workloads(self._api, self._events)
-        self._kubelet = Kubelet(self._api, self._events, self._sysctls, self._db, self.operators)
+        self._kubelet = Kubelet(self._api, self._events, self._sysctls, self._db, self.operators,
+                                jobs=self._backrest)
         self._pass_lock = threading.Lock()
         self._cond = threading.Condition()
         self._generation = 0
@@ -101,6 +104,7 @@ class ClusterSimulator:
                 log.error("simulator loop did not stop within 30 s")
         self.store.remove_listener(self._on_change)
         self.operators.shutdown()
+        self._backrest.shutdown()
         self._db.shutdown()
         self.backend.stop_all()
 
@@ -179,6 +183,7 @@ class ClusterSimulator:
             snap: Snapshot | None = None
             steps: list[tuple[str, Callable[[], int | None]]] = [
                 ("backend results", self._db.collect),
+                ("pgbackrest pods", lambda: self._backrest.reconcile(snap)),
                 ("workloads", lambda: self._workloads.reconcile(snap)),
                 ("kubelet", lambda: self._kubelet.reconcile(snap, ready_delay)),
             ]

@@ -30,7 +30,7 @@ from .workloads import TERMINAL, phase
 
 
 class JobRunner(Protocol):
-    """A Job pod whose work is real (e.g. a clone restore): state, log text, pending count."""
+    """A pod whose work is real (the pgBackRest repository and Jobs): state, log text, pending count."""
 
     def handles(self, pod: dict) -> bool: ...
 
@@ -59,7 +59,7 @@ class Kubelet:
                  operators: OperatorPods, jobs: "JobRunner | None" = None) -> None:
         self.api, self.events, self.sysctls, self.db = api, events, sysctls, db
         self.operators = operators
-        self.jobs = jobs                  # runs Job pods that do real work (clone restores)
+        self.jobs = jobs                  # runs the pods that do real work (sim/backrest.py)
         self._log_sizes: dict[str, int] = {}
         self._first_seen: dict[str, float] = {}
         self._pod_ips: dict[str, str] = {}
@@ -155,7 +155,7 @@ class Kubelet:
             text, code = self._host_prep_runs[uid]
             self._set_log(pod, text)
             return completed(code, ip), 0
-        if is_job_pod(pod) and self.jobs is not None and self.jobs.handles(pod):
+        if self.jobs is not None and self.jobs.handles(pod):
             state, text, waiting = self.jobs.run(pod, ip)
             if text is not None:
                 self._set_log(pod, text)
