@@ -21,7 +21,6 @@ import os
 import secrets
 import signal
 import threading
-import time
 from pathlib import Path
 
 log = logging.getLogger("sandbox")
@@ -68,31 +67,22 @@ class Sandbox:
 
     def __init__(self, state: Path, port: int) -> None:
         self.state, self.port = state, port
-        self.store = self.api = self.sim = self.backend = None
+        self.world = None
         self._saved_rv = ""
         self._announced: dict[str, str] = {}
 
     def start(self) -> None:
-        from tests.support.cluster import make_backend
-        from tests.support.kubeapi import KubeApiServer, ObjectStore
-        from tests.support.kubeapi.persistence import load
-        from tests.support.sim import ClusterSimulator
+        from tests.support.cluster import assemble_world
 
         (self.state / "ready").unlink(missing_ok=True)
-        self.store = ObjectStore(cluster_ip_network=self._network())
-        restored = load(self.store, self.state / "state.json")
-        self.api = KubeApiServer(self.store, port=self.port).start()
-        self.backend = make_backend(str(self.state / "nodes"))
-        self.sim = ClusterSimulator(self.store, self.backend)
-        if restored:
-            self._power_cycle()
-        else:
-            self.sim.seed(operator_installed=True)
-        self.sim.start()
+        restored = (self.state / "state.json").is_file()
+        self.world = assemble_world(str(self.state), self._network(), api_port=self.port,
+                                    state_file=self.state / "state.json")
         self._write_connections()
         self.save()
-        (self.state / "ready").write_text(self.api.url + "\n")
-        print(f"sandbox: Kubernetes API (simulated locally) on {self.api.url}; "
+        url = self.world.api.url
+        (self.state / "ready").write_text(url + "\n")
+        print(f"sandbox: Kubernetes API (simulated locally) on {url}; "
               f"{'cluster restored from' if restored else 'new cluster in'} {self.state}", flush=True)
         print("sandbox: the postgres-operator 4.2.1 and every AntDB node are the real programs", flush=True)
 
@@ -107,37 +97,27 @@ class Sandbox:
         path.write_text(network + "\n")
         return network
 
-    def _power_cycle(self) -> None:
-        """Running pods do not survive a restart of the machine they ran on: delete them so their
-        controllers start them again (the databases find their data directories). Finished Job
-        pods stay: a completed Job (a clone's restore, say) must not run again."""
-        for pod in self.store.list("v1", "Pod", None):
-            meta = pod["metadata"]
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
-            self.store.delete("v1", "Pod", meta["namespace"], meta["name"])
-
     def _write_connections(self) -> None:
-        kubeconfig = self.api.write_kubeconfig(self.state / "kubeconfig")
+        """kubernetes_default as Airflow's ServiceAccount (include/rbac), antdb_default with the
+        sandbox's own superuser password (kept, 0600), as environment lines for `make run`."""
         pw_file = self.state / "antdb-password"
         if not pw_file.is_file():
             pw_file.write_text(secrets.token_urlsafe(18))
             os.chmod(pw_file, 0o600)
         password = pw_file.read_text().strip()
-        kube = {"conn_type": "kubernetes", "extra": {"kube_config_path": kubeconfig}}
+        kube = {"conn_type": "kubernetes", "extra": {"kube_config_path": self.world.kubeconfig}}
         antdb = {"conn_type": "postgres", "login": SUPERUSER, "password": password, "schema": "postgres"}
-        env = (f"AIRFLOW_CONN_KUBERNETES_DEFAULT='{json.dumps(kube)}'\n"
-               f"AIRFLOW_CONN_ANTDB_DEFAULT='{json.dumps(antdb)}'\n")
         target = self.state / "connections.env"
-        target.write_text(env)
+        target.write_text(f"AIRFLOW_CONN_KUBERNETES_DEFAULT='{json.dumps(kube)}'\n"
+                          f"AIRFLOW_CONN_ANTDB_DEFAULT='{json.dumps(antdb)}'\n")
         os.chmod(target, 0o600)
 
     def save(self) -> None:
         from tests.support.kubeapi.persistence import save
 
-        rv = self.store.resource_version
+        rv = self.world.store.resource_version
         if rv != self._saved_rv:
-            save(self.store, self.state / "state.json")
+            save(self.world.store, self.state / "state.json")
             self._saved_rv = rv
 
     def run_until(self, stop: threading.Event) -> None:
@@ -147,7 +127,7 @@ class Sandbox:
 
     def _announce_nodes(self) -> None:
         """Say where each AntDB node answers, once per new address (`make run` shows this)."""
-        for svc in self.store.list("v1", "Service", None, label_selector="pg-cluster"):
+        for svc in self.world.store.list("v1", "Service", None, label_selector="pg-cluster"):
             meta, ip = svc["metadata"], svc["spec"].get("clusterIP")
             key = f"{meta['namespace']}/{meta['name']}"
             if ip and self._announced.get(key) != ip and not meta["name"].endswith(("-replica", "-backrest-shared-repo")):
@@ -155,12 +135,11 @@ class Sandbox:
                 print(f"sandbox: node {key} answers on {ip}:5432", flush=True)
 
     def stop(self) -> None:
-        try:
-            if self.store is not None:
+        from tests.support.cluster import stop_cluster
+
+        if self.world is not None:
+            try:
                 self.save()
-        finally:
-            if self.sim is not None:
-                self.sim.stop()
-            if self.api is not None:
-                self.api.stop()
-            (self.state / "ready").unlink(missing_ok=True)
+            finally:
+                stop_cluster(self.world, keep_workdir=True)
+        (self.state / "ready").unlink(missing_ok=True)

@@ -133,15 +133,32 @@ def xcom_values(run) -> list[tuple[str, str]]:
 
 def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2,
                   airflow_rbac: list[dict] | None = None) -> TestCluster:
-    """A started cluster whose `kubernetes_default` is Airflow's ServiceAccount, granted
-    exactly `include/rbac/airflow-antdb.yaml` (or the `airflow_rbac` documents given)."""
+    """A started cluster of its own (a fresh /24 and work folder) whose `kubernetes_default` is
+    Airflow's ServiceAccount, granted exactly `include/rbac/airflow-antdb.yaml` (or the
+    `airflow_rbac` documents given)."""
     network, lock_fd = _reserve_network()
     workdir = tempfile.mkdtemp(prefix="antdb-cluster-")
     _held_networks[workdir] = lock_fd
     os.chmod(workdir, 0o755)
+    return assemble_world(workdir, network, operator_installed=operator_installed, ready_delay=ready_delay,
+                          airflow_rbac=airflow_rbac)
+
+
+def assemble_world(workdir: str, network: str, *, api_port: int = 0, operator_installed: bool = True,
+                   ready_delay: float = 0.2, airflow_rbac: list[dict] | None = None,
+                   state_file: Path | None = None) -> TestCluster:
+    """The one assembly of the test world, used by every test cluster and by the sandbox.
+
+    With a `state_file` that exists (the sandbox after a restart), the API objects are loaded
+    from it and the cluster is power-cycled instead of seeded: running pods are started anew by
+    their controllers and the databases find their data under `workdir/nodes`.
+    """
+    from tests.support.kubeapi.persistence import load
+
     store = ObjectStore(cluster_ip_network=network)
     store.add_listener(secret_scan.remember_secrets)  # the session-end scan looks for these too
-    api = KubeApiServer(store).start()
+    restored = state_file is not None and load(store, state_file)
+    api = KubeApiServer(store, port=api_port).start()
     backend = make_backend(os.path.join(workdir, "nodes"))
     # The operator pod reaches the same store through a listener of its own (two apiserver
     # replicas over one etcd), so `api.requests` holds what the package and the tests sent and
@@ -149,7 +166,10 @@ def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2,
     operator_api = KubeApiServer(store).start()
     operator_kubeconfig = operator_api.write_kubeconfig(os.path.join(workdir, "operator-kubeconfig"))
     sim = ClusterSimulator(store, backend, kubeconfig=operator_kubeconfig, workdir=workdir, ready_delay=ready_delay)
-    sim.seed(operator_installed=operator_installed)
+    if restored:
+        _power_cycle(store)
+    else:
+        sim.seed(operator_installed=operator_installed)
     sim.start()
     documents = airflow_rbac if airflow_rbac is not None else airflow_rbac_documents()
     if operator_installed:   # least privilege: the install grant is bound only where it is used
@@ -164,6 +184,16 @@ def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2,
     }
     admin = api.write_kubeconfig(os.path.join(workdir, "kubeconfig-admin"))
     return TestCluster(store, api, sim, backend, kubeconfig, workdir, env, admin, operator_api)
+
+
+def _power_cycle(store: ObjectStore) -> None:
+    """Running pods do not survive a restart of the machine they ran on: delete them so their
+    controllers start them again. Finished Job pods stay: a completed Job (a clone's restore,
+    say) must not run again."""
+    for pod in store.list("v1", "Pod", None):
+        meta = pod["metadata"]
+        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            store.delete("v1", "Pod", meta["namespace"], meta["name"])
 
 
 def airflow_rbac_documents() -> list[dict]:
@@ -221,14 +251,15 @@ def operator_log_report(cluster: TestCluster, tail: int = 200) -> str:
     return "\n".join(parts) or "(no postgres-operator process was started)"
 
 
-def stop_cluster(cluster: TestCluster) -> None:
+def stop_cluster(cluster: TestCluster, *, keep_workdir: bool = False) -> None:
     try:
         cluster.sim.stop()
     finally:
         if cluster.operator_api is not None:
             cluster.operator_api.stop()
         cluster.api.stop()
-        shutil.rmtree(cluster.workdir, ignore_errors=True)
+        if not keep_workdir:
+            shutil.rmtree(cluster.workdir, ignore_errors=True)
         lock_fd = _held_networks.pop(cluster.workdir, None)
         if lock_fd is not None:
             os.close(lock_fd)  # releases the flock: the /24 may be reused by any process
