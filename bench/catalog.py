@@ -48,7 +48,7 @@ def _connection_per_statement(hook, address, plans) -> None:
 def _start_nodes(cluster) -> tuple[str, str]:
     """gc and cn1 of real AntDB on the cluster's reserved loopback network; returns (prefix, cn1 host)."""
     from tests.support.cluster import PASSWORD, SUPERUSER
-    from tests.support.nodes import NodeProcessSpec
+    from sandbox.nodes import NodeProcessSpec
 
     # The cluster's reserved 127.0.N.0/24 (its ClusterIP range); .250/.251 stay clear of allocations.
     prefix = str(cluster.store._ips.network.network_address).rsplit(".", 1)[0]

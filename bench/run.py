@@ -42,7 +42,7 @@ def bench_readiness() -> None:
 
     from antdb_k8s.hooks.kube import AntDBKubeHook
     from antdb_k8s.services.discovery import read_readiness
-    from tests.support.kubeapi import KubeApiServer, ObjectStore
+    from sandbox.kubeapi import KubeApiServer, ObjectStore
 
     rows = []
     for size in (6, 49):

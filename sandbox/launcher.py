@@ -72,7 +72,7 @@ class Sandbox:
         self._announced: dict[str, str] = {}
 
     def start(self) -> None:
-        from tests.support.cluster import assemble_world
+        from sandbox.world import assemble_world
 
         (self.state / "ready").unlink(missing_ok=True)
         restored = (self.state / "state.json").is_file()
@@ -113,7 +113,7 @@ class Sandbox:
         os.chmod(target, 0o600)
 
     def save(self) -> None:
-        from tests.support.kubeapi.persistence import save
+        from sandbox.kubeapi.persistence import save
 
         rv = self.world.store.resource_version
         if rv != self._saved_rv:
@@ -135,11 +135,11 @@ class Sandbox:
                 print(f"sandbox: node {key} answers on {ip}:5432", flush=True)
 
     def stop(self) -> None:
-        from tests.support.cluster import stop_cluster
+        from sandbox.world import stop_world
 
         if self.world is not None:
             try:
                 self.save()
             finally:
-                stop_cluster(self.world, keep_workdir=True)
+                stop_world(self.world, keep_workdir=True)
         (self.state / "ready").unlink(missing_ok=True)

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.support.antdb_nodes import AntDBBackend, antdb_home
-from tests.support.nodes import NodeProcessSpec
+from sandbox.antdb_nodes import AntDBBackend, antdb_home
+from sandbox.nodes import NodeProcessSpec
 
 pytestmark = [pytest.mark.antdb, pytest.mark.timeout(600)]
 
@@ -162,7 +162,7 @@ def test_cluster_survives_gc_restart(loaded):
 
 
 def test_backup_sync_and_restore_give_a_new_coordinator_the_catalog_and_rows(loaded):
-    """What the pgBackRest pods do in a clone (tests/support/sim/backrest.py): an online backup of
+    """What the pgBackRest pods do in a clone (sandbox/sim/backrest.py): an online backup of
     cn1 into its repository, a repository sync, a restore into a new data dir, started as cn2."""
     backend = loaded
     with _connect("cn1") as conn:

@@ -1,6 +1,6 @@
 """Fixtures that assemble a test cluster for end-to-end DAG runs.
 
-Every node is real AntDB (`tests.support.antdb_nodes`) and the operator is the real
+Every node is real AntDB (`sandbox.antdb_nodes`) and the operator is the real
 postgres-operator 4.2.1: nothing in the product is substituted.
 """
 
@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.support.cluster import operator_log_report, start_cluster, stop_cluster
+from sandbox.world import operator_log_report
+from tests.support.cluster import start_cluster, stop_cluster
 
 _ACTIVE: list = []          # clusters whose real operator logs go into a failing test's report
 

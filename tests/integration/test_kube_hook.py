@@ -7,7 +7,7 @@ import json
 import pytest
 
 from antdb_k8s.hooks.kube import AntDBKubeHook, KubeError, spec_drift
-from tests.support.kubeapi import KubeApiServer, ObjectStore
+from sandbox.kubeapi import KubeApiServer, ObjectStore
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from tests.support.kubeapi import ApiError, KubeApiServer, ObjectStore
+from sandbox.kubeapi import ApiError, KubeApiServer, ObjectStore
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.support.kubeapi import KubeApiServer, ObjectStore
+from sandbox.kubeapi import KubeApiServer, ObjectStore
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client, config
 
 from tests.integration.test_kubeapi import GROUP, PLURAL, VERSION, pgcluster_crd
-from tests.support.kubeapi import KubeApiServer, ObjectStore
-from tests.support.kubeapi.persistence import load, save
+from sandbox.kubeapi import KubeApiServer, ObjectStore
+from sandbox.kubeapi.persistence import load, save
 
 pytestmark = pytest.mark.integration
 NETWORK = "127.0.39.0/29"   # six addresses: a reuse of a held one would show at once

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from tests.support.kubeapi import KubeApiServer, ObjectStore
+from sandbox.kubeapi import KubeApiServer, ObjectStore
 
 pytestmark = pytest.mark.integration
 RBAC = "rbac.authorization.k8s.io/v1"

@@ -12,7 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from tests.integration.conftest import running_cluster
-from tests.support.cluster import airflow_rbac_documents, operator_kubeconfig
+from sandbox.world import airflow_rbac_documents, operator_kubeconfig
 
 pytestmark = pytest.mark.integration
 NS = "pgouser1"

@@ -26,7 +26,7 @@ def run_trigger(trigger) -> dict:
 
 
 def ensure(store, obj: dict) -> None:
-    from tests.support.kubeapi import ApiError
+    from sandbox.kubeapi import ApiError
 
     try:
         store.create(obj)

@@ -24,10 +24,10 @@ from typing import Callable
 import pytest
 import yaml
 
-from tests.support.kubeapi.server import KubeApiServer
-from tests.support.kubeapi.store import ApiError, ObjectStore
-from tests.support.nodes import NodeProcessSpec
-from tests.support.simulator import ClusterSimulator
+from sandbox.kubeapi.server import KubeApiServer
+from sandbox.kubeapi.store import ApiError, ObjectStore
+from sandbox.nodes import NodeProcessSpec
+from sandbox.sim import ClusterSimulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

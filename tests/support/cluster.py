@@ -1,5 +1,6 @@
-"""A whole test cluster: the Kubernetes API on loopback, the built-in controllers and kubelets
-(tests.support.sim) with the real postgres-operator 4.2.1 in its pod, AntDB nodes, connections.
+"""A test cluster of its own for each test or module: `sandbox.world` (the Kubernetes API on
+loopback, the built-in controllers and kubelets with the real postgres-operator 4.2.1 in its pod,
+AntDB nodes) on a /24 no other test process uses, with Airflow's connections pointed at it.
 
 `TestCluster` is what end-to-end tests hold: they trigger DAGs with `run_dag`, then assert
 on Kubernetes (through the API store) and on the node databases themselves (through
@@ -12,25 +13,13 @@ import fcntl
 import itertools
 import json
 import os
-import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
-import yaml
-
+from sandbox.world import World, assemble_world, stop_world
 from tests.support import secret_scan
-from tests.support.kubeapi import KubeApiServer, ObjectStore
-from tests.support.sim import ClusterSimulator
-
-INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
-AIRFLOW_RBAC_FILE = INCLUDE_DIR / "rbac" / "airflow-antdb.yaml"
-OPERATOR_FILE = INCLUDE_DIR / "operator" / "postgres-operator.yaml"
-# Only needed when the package installs the operator (`operator.install: true`).
-INSTALL_BINDING = "antdb-airflow-operator-install"
 
 _NETWORKS = itertools.cycle(range(40, 255))  # third octet of each cluster's 127.0.N.0/24
 _NETWORK_LOCK_DIR = Path(tempfile.gettempdir()) / "antdb-test-networks"
@@ -39,28 +28,12 @@ PASSWORD = "s3cret:'pw\\x"  # awkward on purpose: quoting bugs must show up in t
 SUPERUSER = "postgres"
 
 
-def make_backend(base_dir: str):
-    """Real AntDB nodes (the only backend): raises `AntDBUnavailable` saying how to get a build."""
-    from tests.support.antdb_nodes import AntDBBackend, antdb_home
-
-    return AntDBBackend(antdb_home(), base_dir)
-
-
-@dataclass
-class TestCluster:
-    store: ObjectStore
-    api: KubeApiServer
-    sim: ClusterSimulator
-    backend: Any
-    kubeconfig: str            # kubernetes_default's: the Airflow ServiceAccount's token
-    workdir: str
-    env: dict[str, str] = field(default_factory=dict)
-    admin_kubeconfig: str = ""  # the test harness's (system:masters)
-    operator_api: KubeApiServer | None = None      # the real operator's listener on the same store
+class TestCluster(World):
+    """The world plus what tests read from it (objects, node databases, DAG runs)."""
 
     # --- Kubernetes side --------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
-        from tests.support.kubeapi import ApiError
+        from sandbox.kubeapi import ApiError
 
         try:
             return self.store.get(api_version, kind, namespace, name)
@@ -140,126 +113,22 @@ def start_cluster(*, operator_installed: bool = True, ready_delay: float = 0.2,
     workdir = tempfile.mkdtemp(prefix="antdb-cluster-")
     _held_networks[workdir] = lock_fd
     os.chmod(workdir, 0o755)
-    return assemble_world(workdir, network, operator_installed=operator_installed, ready_delay=ready_delay,
-                          airflow_rbac=airflow_rbac)
-
-
-def assemble_world(workdir: str, network: str, *, api_port: int = 0, operator_installed: bool = True,
-                   ready_delay: float = 0.2, airflow_rbac: list[dict] | None = None,
-                   state_file: Path | None = None) -> TestCluster:
-    """The one assembly of the test world, used by every test cluster and by the sandbox.
-
-    With a `state_file` that exists (the sandbox after a restart), the API objects are loaded
-    from it and the cluster is power-cycled instead of seeded: running pods are started anew by
-    their controllers and the databases find their data under `workdir/nodes`.
-    """
-    from tests.support.kubeapi.persistence import load
-
-    store = ObjectStore(cluster_ip_network=network)
-    store.add_listener(secret_scan.remember_secrets)  # the session-end scan looks for these too
-    restored = state_file is not None and load(store, state_file)
-    api = KubeApiServer(store, port=api_port).start()
-    backend = make_backend(os.path.join(workdir, "nodes"))
-    # The operator pod reaches the same store through a listener of its own (two apiserver
-    # replicas over one etcd), so `api.requests` holds what the package and the tests sent and
-    # `operator_api.requests` what the real operator sent.
-    operator_api = KubeApiServer(store).start()
-    operator_kubeconfig = operator_api.write_kubeconfig(os.path.join(workdir, "operator-kubeconfig"))
-    sim = ClusterSimulator(store, backend, kubeconfig=operator_kubeconfig, workdir=workdir, ready_delay=ready_delay)
-    if restored:
-        _power_cycle(store)
-    else:
-        sim.seed(operator_installed=operator_installed)
-    sim.start()
-    documents = airflow_rbac if airflow_rbac is not None else airflow_rbac_documents()
-    if operator_installed:   # least privilege: the install grant is bound only where it is used
-        documents = [d for d in documents if not (d["kind"] == "ClusterRoleBinding"
-                                                  and d["metadata"]["name"] == INSTALL_BINDING)]
-    kubeconfig = airflow_kubeconfig(api, documents, os.path.join(workdir, "kubeconfig"))
-    env = {
+    cluster = assemble_world(workdir, network, operator_installed=operator_installed, ready_delay=ready_delay,
+                             airflow_rbac=airflow_rbac, world_class=TestCluster,
+                             listeners=(secret_scan.remember_secrets,))  # the session-end scan looks for these
+    cluster.env = {
         "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes",
-                                                       "extra": {"kube_config_path": kubeconfig}}),
+                                                       "extra": {"kube_config_path": cluster.kubeconfig}}),
         "AIRFLOW_CONN_ANTDB_DEFAULT": json.dumps({"conn_type": "postgres", "login": SUPERUSER,
                                                   "password": PASSWORD, "schema": "postgres"}),
     }
-    admin = api.write_kubeconfig(os.path.join(workdir, "kubeconfig-admin"))
-    return TestCluster(store, api, sim, backend, kubeconfig, workdir, env, admin, operator_api)
-
-
-def _power_cycle(store: ObjectStore) -> None:
-    """Running pods do not survive a restart of the machine they ran on: delete them so their
-    controllers start them again. Finished Job pods stay: a completed Job (a clone's restore,
-    say) must not run again."""
-    for pod in store.list("v1", "Pod", None):
-        meta = pod["metadata"]
-        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-            store.delete("v1", "Pod", meta["namespace"], meta["name"])
-
-
-def airflow_rbac_documents() -> list[dict]:
-    """include/rbac/airflow-antdb.yaml, as documents (tests may edit a copy)."""
-    return [d for d in yaml.safe_load_all(AIRFLOW_RBAC_FILE.read_text(encoding="utf-8")) if d]
-
-
-def airflow_kubeconfig(api: KubeApiServer, rbac_documents: list[dict], path: str) -> str:
-    """Create the ServiceAccounts the documents' bindings name (and their namespaces), apply
-    the documents as an administrator would, and write a kubeconfig with the token of the
-    first ServiceAccount subject (the Airflow worker)."""
-    subjects = [s for d in rbac_documents for s in d.get("subjects") or [] if s.get("kind") == "ServiceAccount"]
-    if not subjects:
-        raise ValueError("the Airflow RBAC documents bind no ServiceAccount")
-    for subject in subjects:
-        _create_missing(api.store, {"apiVersion": "v1", "kind": "Namespace",
-                                    "metadata": {"name": subject["namespace"]}})
-        _create_missing(api.store, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                    "metadata": {"name": subject["name"], "namespace": subject["namespace"]}})
-    for document in rbac_documents:
-        _create_missing(api.store, document)
-    token = api.service_account_token(subjects[0]["namespace"], subjects[0]["name"])
-    return api.write_kubeconfig(path, token=token)
-
-
-def operator_kubeconfig(cluster: TestCluster, path: str | os.PathLike | None = None,
-                        operator_namespace: str = "pgo") -> str:
-    """A kubeconfig for the postgres-operator process: the token of the ServiceAccount that
-    include/operator defines (`postgres-operator` in `operator_namespace`), so the operator
-    runs with exactly the ClusterRole the package installs. The ServiceAccount must exist
-    (seeded with `operator_installed=True`, or created by `ensure_operator`)."""
-    docs = [d for d in yaml.safe_load_all(OPERATOR_FILE.read_text(encoding="utf-8")) if d]
-    account = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
-    token = cluster.api.service_account_token(operator_namespace, account)
-    target = path or os.path.join(cluster.workdir, "kubeconfig-operator")
-    return cluster.api.write_kubeconfig(target, namespace=operator_namespace, token=token)
-
-
-def _create_missing(store: ObjectStore, obj: dict) -> None:
-    from tests.support.kubeapi import ApiError
-
-    try:
-        store.create(obj)
-    except ApiError as err:
-        if err.code != 409:
-            raise
-
-
-def operator_log_report(cluster: TestCluster, tail: int = 200) -> str:
-    """The last lines of every real postgres-operator process of this cluster (for failed tests)."""
-    parts = []
-    for path, text in cluster.sim.operator_logs():
-        lines = text.splitlines()[-tail:]
-        parts.append(f"--- postgres-operator log {path} (last {len(lines)} lines) ---\n" + "\n".join(lines))
-    return "\n".join(parts) or "(no postgres-operator process was started)"
+    return cluster
 
 
 def stop_cluster(cluster: TestCluster, *, keep_workdir: bool = False) -> None:
     try:
-        cluster.sim.stop()
+        stop_world(cluster, keep_workdir=keep_workdir)
     finally:
-        if cluster.operator_api is not None:
-            cluster.operator_api.stop()
-        cluster.api.stop()
-        if not keep_workdir:
-            shutil.rmtree(cluster.workdir, ignore_errors=True)
         lock_fd = _held_networks.pop(cluster.workdir, None)
         if lock_fd is not None:
             os.close(lock_fd)  # releases the flock: the /24 may be reused by any process

@@ -1,6 +1,6 @@
 """A loopback HTTP server that answers like a Kubernetes API server refusing a client: 401 or 403.
 
-The test API (`tests/support/kubeapi`) has no authentication, so the package's handling of
+The test API (`sandbox/kubeapi`) has no authentication, so the package's handling of
 refused credentials is exercised against this instead: the same status bodies a real API
 server sends (`kind: Status`, its reason and message wording), nothing else.
 """

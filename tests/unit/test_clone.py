@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from antdb_k8s.core.clone import (STEP_GRACE_SECONDS, backup_job_selector, backup_request, backup_verdict,
                                   clone_verdict, custom_bootstrap_dcs, dcs_is_stale, pgconf_volumes_with,
                                   source_ready_verdict)
-from tests.support.kubeapi.selectors import labels_match, parse_label_selector
+from sandbox.kubeapi.selectors import labels_match, parse_label_selector
 
 NOW = datetime(2026, 12, 2, 6, 0, 0, tzinfo=timezone.utc)
 WF = "3f1c2b9e-0000-4000-8000-000000000001"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.kubeapi import ApiError, ObjectStore
-from tests.support.kubeapi.rbac import (
+from sandbox.kubeapi import ApiError, ObjectStore
+from sandbox.kubeapi.rbac import (
     RBAC_V1,
     RbacAuthorizer,
     UserInfo,

@@ -20,12 +20,12 @@ def _lint(root: Path) -> subprocess.CompletedProcess:
 def test_every_layering_contract_is_kept():
     result = _lint(ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "Contracts: 4 kept, 0 broken." in result.stdout
+    assert "Contracts: 6 kept, 0 broken." in result.stdout
 
 
 def test_a_core_module_importing_a_hook_breaks_the_contracts(tmp_path):
     copy = tmp_path / "repo"
-    for part in ("plugins", "dags"):
+    for part in ("plugins", "dags", "sandbox", "tests"):
         shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / ".importlinter", copy / ".importlinter")
     (copy / "plugins/antdb_k8s/core/leak.py").write_text(

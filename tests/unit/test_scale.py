@@ -24,7 +24,7 @@ from antdb_k8s.core.scale import (
     timeouts_from,
 )
 from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology
-from tests.support.kubeapi.validation import to_jsonschema
+from sandbox.kubeapi.validation import to_jsonschema
 
 GC, CN, DN = NodeRole.GTM_COORD, NodeRole.COORDINATOR, NodeRole.DATANODE
 

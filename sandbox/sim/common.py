@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tests.support.kubeapi.store import ApiError, ObjectStore
+from sandbox.kubeapi.store import ApiError, ObjectStore
 
-log = logging.getLogger("tests.support.sim")
+log = logging.getLogger("sandbox.sim")
 
 GVK = tuple[str, str]
 NAMESPACE: GVK = ("v1", "Namespace")

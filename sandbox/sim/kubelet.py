@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from tests.support.kubeapi.store import ApiError
+from sandbox.kubeapi.store import ApiError
 
 from .common import NODE, POD, Api, EventRecorder, Snapshot, labels_of, log, name_of, ns_of, uid_of
 from .dbnodes import DatabaseNodes, is_database_pod

@@ -2,7 +2,7 @@
 
 Which pods: any pod with a container whose image is `<prefix>/postgres-operator:<tag>` (the
 image of upstream's deploy/deployment.json and of include/operator). That container runs as
-`tests.support.pgo_process.OperatorProcess` with the container's env (values, and
+`sandbox.pgo_process.OperatorProcess` with the container's env (values, and
 `fieldRef` metadata.namespace/name as the downward API gives them), against the test API
 through a kubeconfig (the pod's ServiceAccount credentials are the API helper's business).
 
@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from tests.support.pgo_process import OperatorProcess
+from sandbox.pgo_process import OperatorProcess
 
 from .common import EventRecorder, Api, log, name_of, ns_of, uid_of
 from .podstatus import PodState, crash_loop, running

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from tests.support.nodes import NodeProcessSpec
+from sandbox.nodes import NodeProcessSpec
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tests.support.nodes import NodeBackend, NodeProcessSpec
+from sandbox.nodes import NodeBackend, NodeProcessSpec
 
 from .common import CONFIGMAP, POD, PVC, Api, EventRecorder, Snapshot, labels_of, log, name_of, ns_of, uid_of
 from .dbspec import (StartError, build_spec, cluster_of, data_claim, database_container,

@@ -1,6 +1,6 @@
 """Real AntDB nodes for the test-side kubelet: one server process per `NodeProcessSpec`.
 
-`AntDBBackend` implements `tests.support.nodes.NodeBackend` on an installed AntDB: the
+`AntDBBackend` implements `sandbox.nodes.NodeBackend` on an installed AntDB: the
 build of ADBSQL/AntDB a8a0374 that `scripts/ensure-antdb.sh` caches outside the checkout,
 or `ANTDB_HOME`. It is the only node backend: node DDL, the pooler and the GTM are
 exercised for real in every end-to-end test.
@@ -23,7 +23,7 @@ What AntDB needs that plain PostgreSQL does not, and why this module does it:
 - The snapshot/gxid receivers reach gc over a special protocol version that the gc's
   senders accept without pg_hba authentication.
 
-Data dirs, pg_ctl, locks, cloning and teardown live in `tests/support/pgserver.py` (plain
+Data dirs, pg_ctl, locks, cloning and teardown live in `sandbox/pgserver.py` (plain
 PostgreSQL-style process handling); this module holds only what AntDB needs on top.
 """
 
@@ -36,8 +36,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.support.nodes import NodeProcessSpec
-from tests.support.pgserver import (
+from sandbox.nodes import NodeProcessSpec
+from sandbox.pgserver import (
     SERVICE_OS_USER,
     PostgresNodeError,
     PostgresStyleBackend,
@@ -59,7 +59,7 @@ _FIXED_PARAMS = frozenset({
 
 def _built_home() -> str:
     """The cached build of scripts/ensure-antdb.sh, if there is one ("" otherwise); never builds."""
-    script = Path(__file__).resolve().parents[2] / "scripts" / "ensure-antdb.sh"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ensure-antdb.sh"
     try:
         out = subprocess.run([str(script), "--where"], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -136,7 +136,7 @@ class AntDBBackend(PostgresStyleBackend):
 
     error_class = AntDBError
     label = "AntDB"
-    written_by = "tests/support/antdb_nodes.py"
+    written_by = "sandbox/antdb_nodes.py"
     backend_conf = BACKEND_CONF
     initdb_timeout = 300.0
 

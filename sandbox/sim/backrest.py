@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tests.support.nodes import NodeBackend
+from sandbox.nodes import NodeBackend
 
 from .common import POD, PVC, SERVICE, Api, EventRecorder, Snapshot, labels_of, log, name_of, ns_of, \
     pod_ready, selector_matches, uid_of

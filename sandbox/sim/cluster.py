@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from tests.support.kubeapi.store import ObjectStore
-from tests.support.nodes import NodeBackend
+from sandbox.kubeapi.store import ObjectStore
+from sandbox.nodes import NodeBackend
 
 from .backrest import BackrestPods
 from .common import Api, EventRecorder, Snapshot, log

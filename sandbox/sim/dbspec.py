@@ -17,7 +17,7 @@ import re
 
 import yaml
 
-from tests.support.nodes import NodeProcessSpec
+from sandbox.nodes import NodeProcessSpec
 
 from .common import CONFIGMAP, PVC, SECRET, SERVICE, Api, Snapshot, labels_of, ns_of
 
@@ -147,7 +147,7 @@ def postgres_ha_config(pod: dict, snap: Snapshot) -> dict:
     layer is empty here: crunchy-containers' base files (conf/postgres-ha/*.yaml: pgBackRest
     archive_command, pgaudit preload, Crunchy's pg_hba) belong to Crunchy's PostgreSQL image,
     not to the AntDB `-ha` images, whose own base files are not public; the socket directory
-    and pg_hba are the node backend's (tests/support/antdb_nodes.py).
+    and pg_hba are the node backend's (sandbox/antdb_nodes.py).
     """
     found = projected_file(pod, snap, "pgconf-volume", CUSTOM_CONFIG_KEY)
     if found is None:
