@@ -38,16 +38,7 @@ key="$(cache_key "$ARCHIVE" "$REV")-b$BUILD_VERSION"
 root="$(cache_root)/antdb-$key"
 home="$root/install"
 
-if [ "${1:-}" = "--where" ]; then
-  [ -f "$root/.complete" ] && check_home "$home" && { echo "$home"; exit 0; }
-  exit 1
-fi
-
-if [ -f "$root/.complete" ] && check_home "$home"; then
-  echo "AntDB: reusing the build in $home" >&2
-  echo "$home"
-  exit 0
-fi
+finish_if_built AntDB "$root" "$home" check_home "${1:-}"
 
 missing="$(missing_debs "${BUILD_DEBS[@]}")"
 if [ -n "$missing" ]; then
@@ -56,11 +47,8 @@ if [ -n "$missing" ]; then
   apt_install $missing
 fi
 
-lock="$(cache_root)/antdb-$key.lock"
-mkdir -p "$(cache_root)"
-exec 9> "$lock"
-flock 9                       # a second caller waits for the first build instead of racing it
-if [ -f "$root/.complete" ] && check_home "$home"; then echo "$home"; exit 0; fi
+lock_build "$root"
+finish_if_built AntDB "$root" "$home" check_home
 
 start=$(date +%s)
 echo "AntDB: building $REV into $root (about 10 minutes on 2 cores, once)" >&2

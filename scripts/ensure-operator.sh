@@ -26,22 +26,12 @@ fi
 key="$(cache_key "$ARCHIVE" "$REV")"
 root="$(cache_root)/postgres-operator-$key"
 
-if [ "${1:-}" = "--where" ]; then
-  [ -f "$root/.complete" ] && check_dir "$root" && { echo "$root"; exit 0; }
-  exit 1
-fi
-if [ -f "$root/.complete" ] && check_dir "$root"; then
-  echo "postgres-operator: reusing the build in $root" >&2
-  echo "$root"
-  exit 0
-fi
+finish_if_built postgres-operator "$root" "$root" check_dir "${1:-}"
 
 command -v go > /dev/null || { echo "postgres-operator: installing Debian's golang-go" >&2; apt_install golang-go; }
 
-mkdir -p "$(cache_root)"
-exec 9> "$(cache_root)/postgres-operator-$key.lock"
-flock 9
-if [ -f "$root/.complete" ] && check_dir "$root"; then echo "$root"; exit 0; fi
+lock_build "$root"
+finish_if_built postgres-operator "$root" "$root" check_dir
 
 start=$(date +%s)
 echo "postgres-operator: building $REV into $root" >&2

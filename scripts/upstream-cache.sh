@@ -71,3 +71,23 @@ missing_debs() {
   done
   echo "${missing[@]:-}"
 }
+
+# finish_if_built LABEL ROOT RESULT CHECK [--where]: when ROOT holds a finished build whose RESULT
+# passes CHECK, print RESULT and exit 0. With --where, exit 1 otherwise (never build).
+finish_if_built() {
+  local label="$1" root="$2" result="$3" check="$4" mode="${5:-}"
+  if [ -f "$root/.complete" ] && "$check" "$result"; then
+    [ "$mode" = "--where" ] || echo "$label: reusing the build in $result" >&2
+    echo "$result"
+    exit 0
+  fi
+  [ "$mode" != "--where" ] || exit 1
+}
+
+# lock_build ROOT: one build of ROOT at a time; a second caller waits here for the first
+# (then finish_if_built finds its result).
+lock_build() {
+  mkdir -p "$(dirname "$1")"
+  exec 9> "$1.lock"
+  flock 9
+}
