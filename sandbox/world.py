@@ -19,6 +19,7 @@ import yaml
 
 from sandbox.kubeapi import ApiError, KubeApiServer, ObjectStore
 from sandbox.kubeapi.persistence import load
+from sandbox.kubeapi.rbac import AUTHENTICATED, UserInfo
 from sandbox.sim import ClusterSimulator
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
@@ -66,7 +67,7 @@ def assemble_world(workdir: str, network: str, *, api_port: int = 0, operator_in
     # The operator pod reaches the same store through a listener of its own (two apiserver
     # replicas over one etcd), so `api.requests` holds what the package and the tests sent and
     # `operator_api.requests` what the real operator sent.
-    operator_api = KubeApiServer(store).start()
+    operator_api = KubeApiServer(store, pod_identity=operator_identity()).start()
     operator_kubeconfig = operator_api.write_kubeconfig(os.path.join(workdir, "operator-kubeconfig"))
     sim = ClusterSimulator(store, backend, kubeconfig=operator_kubeconfig, workdir=workdir, ready_delay=ready_delay)
     if restored:
@@ -82,6 +83,15 @@ def assemble_world(workdir: str, network: str, *, api_port: int = 0, operator_in
     admin = api.write_kubeconfig(os.path.join(workdir, "kubeconfig-admin"))
     return (world_class or World)(store, api, sim, backend, kubeconfig, workdir, admin_kubeconfig=admin,
                                   operator_api=operator_api)
+
+
+def operator_identity() -> UserInfo:
+    """The ServiceAccount include/operator runs the operator as: its ClusterRole is all it gets."""
+    docs = [d for d in yaml.safe_load_all(OPERATOR_FILE.read_text(encoding="utf-8")) if d]
+    account = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]
+    namespace = account.get("namespace", "pgo")
+    return UserInfo(f"system:serviceaccount:{namespace}:{account['name']}",
+                    ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED))
 
 
 def _power_cycle(store: ObjectStore) -> None:

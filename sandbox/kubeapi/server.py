@@ -36,7 +36,7 @@ from .api import ApiHandler, Response, Stream
 from .auth import TokenAuthenticator
 from .errors import ApiError
 from .faults import RESET, RESTART, FaultInjector, Injection
-from .rbac import RbacAuthorizer, request_attributes, unauthorized
+from .rbac import RbacAuthorizer, UserInfo, request_attributes, unauthorized
 from .store import ObjectStore
 from .validation import warm_up
 
@@ -122,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        user = api.auth.authenticate(self.headers.get("Authorization"))
+        user = api.auth.authenticate(self.headers.get("Authorization")) or api.pod_identity
         if user is None:
             return self._answer(RequestRecord(method, parts.path, query), _status(unauthorized()))
         record = RequestRecord(method, parts.path, query, user.name)
@@ -210,7 +210,12 @@ class KubeApiServer:
     """Start/stop the test API server; `store` is shared with the simulator."""
 
     def __init__(self, store: ObjectStore | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, pod_identity: UserInfo | None = None) -> None:
+        """`pod_identity`: who a request without a token is, on a listener that serves one pod.
+        The 4.2.1 operator's client sends no bearer token from its kubeconfig (observed), so its
+        listener authenticates it as the ServiceAccount its pod runs as, as a real pod's
+        mounted token would."""
+        self.pod_identity = pod_identity
         self.store = store if store is not None else ObjectStore()
         self.host = host
         self.port = port
