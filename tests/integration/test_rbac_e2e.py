@@ -6,6 +6,7 @@ held to include/operator's ClusterRole."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from kubernetes import client, config
@@ -54,8 +55,17 @@ def test_the_operator_token_has_exactly_the_operators_cluster_role(fresh_cluster
     assert custom.list_namespaced_custom_object("crunchydata.com", "v1", NS, "pgclusters")["items"] == []
     assert client.CoreV1Api(operator).list_namespace().items, "the operator lists namespaces"
     with pytest.raises(ApiException) as err:
-        client.CoreV1Api(operator).delete_namespace(NS)
+        client.ApiextensionsV1Api(operator).delete_custom_resource_definition("pgclusters.crunchydata.com")
     assert err.value.status == 403
     assert json.loads(err.value.body)["message"] == (
-        f'namespaces "{NS}" is forbidden: User "system:serviceaccount:pgo:postgres-operator" cannot delete '
-        f'resource "namespaces" in API group "" in the namespace "{NS}"')
+        'customresourcedefinitions.apiextensions.k8s.io "pgclusters.crunchydata.com" is forbidden: User '
+        '"system:serviceaccount:pgo:postgres-operator" cannot delete resource "customresourcedefinitions" in API '
+        'group "apiextensions.k8s.io" at the cluster scope')
+    # The real operator process itself runs as that ServiceAccount, and is never refused.
+    deadline = time.monotonic() + 60
+    while not any(r.path.endswith("/pgclusters") for r in fresh_cluster.operator_api.requests):
+        assert time.monotonic() < deadline, "the operator never listed Pgclusters"
+        time.sleep(0.5)
+    users = {(r.user, r.code) for r in fresh_cluster.operator_api.requests}
+    assert users and {user for user, _ in users} == {"system:serviceaccount:pgo:postgres-operator"}
+    assert not {code for _, code in users} & {401, 403}, users
