@@ -135,7 +135,10 @@ class AntDBKubeHook:
                     raise
                 delay, failure = policy.delay_for(attempt, None, None), exc
             if attempt >= policy.attempts or waited + delay > policy.budget:
-                raise KubeError(getattr(failure, "status", 0), "RetriesExhausted",
+                log.warning("Kubernetes API %s %s still failing after %d attempts: %s", method, path, attempt, failure)
+                if not isinstance(failure, KubeError):
+                    raise failure      # the transport's own error: task_error names the unreachable server
+                raise KubeError(failure.status, "RetriesExhausted",
                                 f"{method} {path} still failing after {attempt} attempts: {failure}") from None
             log.warning("Kubernetes API %s %s failed (%s); retry %d of %d in %.1fs",
                         method, path, failure, attempt, policy.attempts - 1, delay)
