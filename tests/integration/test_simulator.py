@@ -28,6 +28,7 @@ from sandbox.kubeapi.server import KubeApiServer
 from sandbox.kubeapi.store import ApiError, ObjectStore
 from sandbox.nodes import NodeProcessSpec
 from sandbox.sim import ClusterSimulator
+from sandbox.world import operator_identity
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -64,6 +65,40 @@ class FakeBackend:
             sock.bind((spec.host, spec.port))
             sock.listen(8)
             self._sockets[spec.key] = sock
+
+    def repo_dir(self, namespace: str, claim: str):
+        """A pgBackRest repository of this fake: a folder under the test's temporary root."""
+        import tempfile
+        from pathlib import Path
+
+        path = Path(tempfile.gettempdir()) / "fake-backend-repos" / namespace / claim
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def backup_data(self, namespace: str, source: str, dest) -> None:
+        self.calls.append(("backup", (namespace, source)))
+
+    def restore_data(self, namespace: str, target: str, backup) -> None:
+        self.calls.append(("restore", (namespace, target)))
+
+    def copy_tree(self, source, dest) -> None:
+        self.calls.append(("copy", str(source), str(dest)))
+
+    def make_dir(self, path) -> None:
+        from pathlib import Path
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+    def write_file(self, path, text: str) -> None:
+        from pathlib import Path
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+
+    def remove_tree(self, path) -> None:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
 
     def stop_node(self, namespace: str, name: str) -> None:
         with self._lock:
@@ -212,7 +247,7 @@ def backend() -> FakeBackend:
 
 @pytest.fixture
 def api(store: ObjectStore):
-    with KubeApiServer(store) as server:
+    with KubeApiServer(store, pod_identity=operator_identity()) as server:  # the operator pod's listener
         yield server
 
 
