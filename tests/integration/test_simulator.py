@@ -12,8 +12,10 @@ can be re-created, and host preparation pods report (and change) the hosts' sysc
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import shutil
 import socket
 import threading
 import time
@@ -43,7 +45,8 @@ REPORT_LINE = re.compile(r"^(?P<key>\S+) current=(?P<current>\S*) want=(?P<want>
 class FakeBackend:
     """Records calls; a started node is a real listening socket on spec.host:spec.port."""
 
-    def __init__(self, start_delay: float = 0.05) -> None:
+    def __init__(self, root: Path, start_delay: float = 0.05) -> None:
+        self.root = root
         self.start_delay = start_delay
         self.calls: list[tuple] = []
         self.specs: list[NodeProcessSpec] = []
@@ -66,38 +69,41 @@ class FakeBackend:
             sock.listen(8)
             self._sockets[spec.key] = sock
 
-    def repo_dir(self, namespace: str, claim: str):
-        """A pgBackRest repository of this fake: a folder under the test's temporary root."""
-        import tempfile
-        from pathlib import Path
-
-        path = Path(tempfile.gettempdir()) / "fake-backend-repos" / namespace / claim
+    def repo_dir(self, namespace: str, claim: str) -> Path:
+        """A pgBackRest repository of this fake: a folder under the test's own root."""
+        path = self.root / "repos" / namespace / claim
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def backup_data(self, namespace: str, source: str, dest) -> None:
-        self.calls.append(("backup", (namespace, source)))
+    def data_dir(self, namespace: str, node: str) -> Path:
+        """A data directory holding only what pgBackRest reads first: pg_control's system
+        identifier, random per node like an initdb's."""
+        path = self.root / "data" / namespace / node
+        control = path / "global" / "pg_control"
+        if not control.exists():
+            control.parent.mkdir(parents=True, exist_ok=True)
+            control.write_bytes(os.urandom(8))
+        return path
 
-    def restore_data(self, namespace: str, target: str, backup) -> None:
+    def backup_data(self, namespace: str, source: str, dest: Path) -> None:
+        self.calls.append(("backup", (namespace, source)))
+        self.make_dir(dest)
+
+    def restore_data(self, namespace: str, target: str, backup: Path) -> None:
         self.calls.append(("restore", (namespace, target)))
 
-    def copy_tree(self, source, dest) -> None:
+    def copy_tree(self, source: Path, dest: Path) -> None:
         self.calls.append(("copy", str(source), str(dest)))
+        shutil.copytree(source, dest, dirs_exist_ok=True)
 
-    def make_dir(self, path) -> None:
-        from pathlib import Path
-
+    def make_dir(self, path: Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
 
-    def write_file(self, path, text: str) -> None:
-        from pathlib import Path
-
+    def write_file(self, path: Path, text: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
 
-    def remove_tree(self, path) -> None:
-        import shutil
-
+    def remove_tree(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
     def stop_node(self, namespace: str, name: str) -> None:
@@ -241,8 +247,8 @@ def store() -> ObjectStore:
 
 
 @pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+def backend(tmp_path) -> FakeBackend:
+    return FakeBackend(tmp_path / "backend")
 
 
 @pytest.fixture
