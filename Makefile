@@ -32,16 +32,20 @@ sandbox-reset:
 lint-imports: $(STAMP_TEST)
 	PYTHONPATH=plugins:. $(VENV)/bin/lint-imports --no-cache
 
+# The builds prepare-tests.sh found are handed to pytest explicitly: every test process and
+# every program the tests start uses exactly those.
+TEST_ENV = ANTDB_HOME="$$(scripts/ensure-antdb.sh --where)" PGO_OPERATOR_DIR="$$(scripts/ensure-operator.sh --where)"
+
 test: lint-imports
 	scripts/prepare-tests.sh
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: lint-imports
 	$(VENV)/bin/pytest tests/unit tests/dags $(PYTEST_ARGS)
 
 test-integration: $(STAMP_TEST)
 	scripts/prepare-tests.sh
-	$(VENV)/bin/pytest tests/integration tests/antdb $(PYTEST_ARGS)
+	$(TEST_ENV) $(VENV)/bin/pytest tests/integration tests/antdb $(PYTEST_ARGS)
 
 bench: $(STAMP_TEST)
 	scripts/prepare-tests.sh

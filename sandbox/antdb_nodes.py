@@ -57,14 +57,25 @@ _FIXED_PARAMS = frozenset({
 })
 
 
-def _built_home() -> str:
-    """The cached build of scripts/ensure-antdb.sh, if there is one ("" otherwise); never builds."""
+_found_home: list[str] = []   # the first successful lookup, kept for the life of the process
+
+
+def _built_home() -> tuple[str, str]:
+    """(the cached build of scripts/ensure-antdb.sh or "", why not); never builds.
+
+    A found build is remembered: it does not move during a session, and asking the script
+    again from a busy test process only adds ways to fail (fork under load, descriptors)."""
+    if _found_home:
+        return _found_home[0], ""
     script = Path(__file__).resolve().parents[1] / "scripts" / "ensure-antdb.sh"
     try:
-        out = subprocess.run([str(script), "--where"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+        out = subprocess.run([str(script), "--where"], capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "", f"{script} --where could not run: {exc}"
+    if out.returncode != 0:
+        return "", f"{script} --where exited {out.returncode}: {out.stderr.strip()[-500:]}"
+    _found_home.append(out.stdout.strip())
+    return _found_home[0], ""
 
 
 def antdb_home() -> str:
@@ -74,11 +85,13 @@ def antdb_home() -> str:
     backend, so a machine without it cannot run the end-to-end tests at all, and saying so
     beats skipping them (`make test` builds it first).
     """
-    home = os.environ.get(ANTDB_HOME_ENV, "") or _built_home()
+    home, why = os.environ.get(ANTDB_HOME_ENV, ""), ""
+    if not home:
+        home, why = _built_home()
     if not home:
         raise AntDBUnavailable(f"no AntDB installation: {ANTDB_HOME_ENV} is not set and scripts/ensure-antdb.sh "
                                "has not built one. Run `make test` (it builds AntDB once, ~10 min) or "
-                               "`scripts/ensure-antdb.sh`, or point ANTDB_HOME at an installed AntDB")
+                               f"`scripts/ensure-antdb.sh`, or point ANTDB_HOME at an installed AntDB ({why})")
     problem = _installation_problem(home)
     if problem:
         raise AntDBUnavailable(problem)

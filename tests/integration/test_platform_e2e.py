@@ -56,8 +56,7 @@ def test_install_operator_and_apply_host_preparation_then_deploy(bare_cluster):
     assert "pgcluster controller" in process.output() and "Error in pgoconfig" not in process.output()
     accounts = {a["metadata"]["name"] for a in cluster.store.list("v1", "ServiceAccount", NS)}
     assert {"pgo-pg", "pgo-backrest", "pgo-default", "pgo-target"} <= accounts
-    pgclusters = cluster.store.list("crunchydata.com/v1", "Pgcluster", NS)
-    assert {p["status"]["state"] for p in pgclusters} == {"pgcluster Initialized"}
+    cluster.wait_operator_settled(NS)      # every Pgcluster Initialized by the operator, its Jobs done
     for node in nodes:
         assert {k: cluster.sim.node_sysctls(node)[k] for k in REQUIRED_SYSCTLS} == REQUIRED_SYSCTLS, node
     assert proxy_mode(cluster) == "ipvs"

@@ -64,6 +64,7 @@ def teardown(cluster, **conf):
 def test_deploy_a_small_cluster_and_write_a_ledger(module_cluster):
     cluster = module_cluster
     assert cluster.run_dag("deploy_antdb", DEPLOY).state == "success"
+    cluster.wait_operator_settled(NS)      # the inventories compared below must not move on their own
     cluster.query(NS, "gc", "CREATE TABLE ledger (id int, payload text)")
     cluster.query(NS, "gc", f"INSERT INTO ledger SELECT g, md5(g::text) FROM generate_series(1, {LEDGER_ROWS}) g")
     assert ledger_counts(cluster) == {h: LEDGER_ROWS for h in HOLDERS}

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -51,6 +52,30 @@ class TestCluster(World):
         pods = self.store.list("v1", "Pod", namespace, label_selector="pgo-pg-database=true,!pgo-backrest-repo")
         return {p["metadata"]["labels"]["pg-cluster"]: p["metadata"]["name"] for p in pods
                 if "job-name" not in p["metadata"]["labels"]}
+
+    def wait_operator_settled(self, namespace: str, timeout: float = 180) -> None:
+        """Block until the operator's own follow-up work is over: every Pgcluster `pgcluster
+        Initialized` and no Job still active. A DAG run ends when the nodes are Ready, while the
+        real operator goes on with stanza-create and the first backup; tests that compare
+        inventories before and after must not see that work as a change."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = self._operator_pending(namespace)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"operator still busy after {timeout}s: {', '.join(pending)}")
+            time.sleep(0.3)
+
+    def _operator_pending(self, namespace: str) -> list[str]:
+        pending = [f"Pgcluster/{p['metadata']['name']} {(p.get('status') or {}).get('state')}"
+                   for p in self.store.list("crunchydata.com/v1", "Pgcluster", namespace)
+                   if (p.get("status") or {}).get("state") != "pgcluster Initialized"]
+        for job in self.store.list("batch/v1", "Job", namespace):
+            conditions = (job.get("status") or {}).get("conditions") or []
+            if not any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions):
+                pending.append(f"Job/{job['metadata']['name']} active")
+        return pending
 
     # --- database side ----------------------------------------------------------------
     def connect(self, namespace: str, node: str) -> psycopg.Connection:
