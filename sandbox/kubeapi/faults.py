@@ -6,6 +6,7 @@
     api.faults.reset(times=1)                             # connection closed, no answer
     api.faults.restart(down_for=2.0, path=r"/pods")       # server restarts (objects kept)
     api.faults.drop_watches()                             # open watch streams cut now
+    api.faults.before(kill_gc, path=r"/services/gc$")     # run kill_gc(), then serve as usual
     assert fault.hits                                     # the requests it answered
 
 A fault matches requests by method, path regex and user (name prefix), lets `skip`
@@ -17,16 +18,20 @@ they were added. Bodies are the real API's Status documents for the code.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import ApiError, conflict
 from .rbac import UserInfo, request_attributes
 
+log = logging.getLogger(__name__)
+
 RESET = 0                   # pseudo status: drop the connection without an answer
 RESTART = -1                # pseudo status: drop it, and restart the server meanwhile
+ACTION = -2                 # pseudo status: run an action (something else fails), then serve normally
 
 _STATUS = {
     429: ("TooManyRequests", "Too many requests, please try again later."),
@@ -52,7 +57,9 @@ class Fault:
     skip: int = 0
     retry_after: int | None = None
     down_for: float = 0.0
+    action: Callable[[], None] | None = None
     hits: list[str] = field(default_factory=list)        # "METHOD path" of each answered request
+    errors: list[str] = field(default_factory=list)      # what an action raised (the request is served)
 
     def matches(self, method: str, path: str, user: str) -> bool:
         return ((self.methods is None or method in self.methods)
@@ -85,9 +92,10 @@ class FaultInjector:
 
     def add(self, code: int, times: int = 1, *, methods: Iterable[str] | None = None,
             path: str | None = None, user: str | None = None, skip: int = 0,
-            retry_after: int | None = None, down_for: float = 0.0) -> Fault:
+            retry_after: int | None = None, down_for: float = 0.0,
+            action: Callable[[], None] | None = None) -> Fault:
         fault = Fault(code, times, frozenset(m.upper() for m in methods) if methods else None,
-                      re.compile(path) if path else None, user, skip, retry_after, down_for)
+                      re.compile(path) if path else None, user, skip, retry_after, down_for, action)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -114,6 +122,12 @@ class FaultInjector:
         seconds, start it again on the same port with the same objects."""
         return self.add(RESTART, 1, down_for=down_for, **match)
 
+    def before(self, action: Callable[[], None], times: int = 1, **match: Any) -> Fault:
+        """Run `action()` when a matching request arrives, then serve that request as usual: a
+        fault elsewhere in the cluster (a pod killed, a server stopped) placed at an exact step
+        of a client's work, e.g. just before it reads what the killed thing published."""
+        return self.add(ACTION, times, action=action, **match)
+
     def drop_watches(self) -> int:
         """Cut every open watch stream now, without the final chunk; returns how many."""
         return self._server.drop_watches()
@@ -125,7 +139,9 @@ class FaultInjector:
     # ---------------------------------------------------------------- server side
 
     def take(self, method: str, path: str, user: UserInfo) -> Injection | None:
-        """The injection for this request, if a fault claims it (called once per request)."""
+        """The injection for this request, if a fault claims it (called once per request).
+        Matching actions run first, outside the lock (an action may call the API itself)."""
+        actions, claimed = [], None
         with self._lock:
             for fault in self._faults:
                 if fault.spent or not fault.matches(method, path, user.name):
@@ -134,8 +150,21 @@ class FaultInjector:
                     fault.skip -= 1
                     continue
                 fault.hits.append(f"{method} {path}")
-                return _injection(fault, method, path, user)
-        return None
+                if fault.code != ACTION:
+                    claimed = fault
+                    break
+                actions.append(fault)
+        for acting in actions:
+            _run_action(acting)
+        return None if claimed is None else _injection(claimed, method, path, user)
+
+
+def _run_action(fault: Fault) -> None:
+    try:
+        fault.action()
+    except Exception as exc:  # noqa: BLE001 - the test reads fault.errors; the request is still served
+        log.exception("kubeapi: fault action %r failed", fault.action)
+        fault.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def _injection(fault: Fault, method: str, path: str, user: UserInfo) -> Injection:

@@ -81,21 +81,9 @@ def test_deploy_with_default_conf_builds_a_verified_cluster(module_cluster, capf
         assert leftovers == [], holder
 
 
-def operator_settled(cluster) -> bool:
-    """The real operator is done with the first deploy: it works after the DAG has finished
-    (marks each Pgcluster Initialized once its primary is Ready, runs stanza-create, then the
-    first backup), so "nothing changes" is only meaningful from here."""
-    pgclusters = cluster.store.list("crunchydata.com/v1", "Pgcluster", NS)
-    jobs = {j["metadata"]["name"]: j for j in cluster.store.list("batch/v1", "Job", NS)}
-    done = all(any(c["type"] == "Complete" and c["status"] == "True"
-                   for c in (jobs.get(f"backrest-backup-{n}", {}).get("status") or {}).get("conditions") or [])
-               for n in NODES)
-    return done and {p.get("status", {}).get("state") for p in pgclusters} == {"pgcluster Initialized"}
-
-
 def test_second_run_with_same_conf_changes_nothing(module_cluster):
     cluster = module_cluster
-    wait_until(lambda: operator_settled(cluster), 120, "the operator to finish the first deploy")
+    cluster.wait_operator_settled(NS)      # the operator works on after the DAG: Initialized, stanza, backup
     cluster.sim.wait_idle()
     before, catalogs = snapshot(cluster), {h: cluster.pgxc_rows(NS, h) for h in HOLDERS}
     cluster.api.requests.clear()

@@ -57,6 +57,19 @@ def test_a_conflict_names_the_object_and_leaves_it_unchanged(server, core):
     assert server.store.get("v1", "ConfigMap", "default", "c")["data"] == {"k": "v"}
 
 
+def test_an_action_runs_before_the_request_it_matches_which_is_then_served(server, core):
+    core.create_namespaced_config_map("default", config_map("gone-before-read"))
+    action = server.faults.before(lambda: server.store.delete("v1", "ConfigMap", "default", "gone-before-read"),
+                                  methods={"GET"}, path=r"/configmaps/gone-before-read$")
+    failing = server.faults.before(lambda: 1 / 0, methods={"GET"}, path=r"/configmaps$")
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_config_map("gone-before-read", "default")
+    assert err.value.status == 404, "the action ran first; the request saw its effect"
+    assert core.list_namespaced_config_map("default").items == [], "a failing action still lets the request through"
+    assert action.hits and action.errors == []
+    assert failing.errors == ["ZeroDivisionError: division by zero"]
+
+
 def test_a_reset_gets_no_answer(server, core):
     server.faults.reset(methods={"POST"})
     with pytest.raises(urllib3.exceptions.ProtocolError):

@@ -68,13 +68,17 @@ class TestCluster(World):
             time.sleep(0.3)
 
     def _operator_pending(self, namespace: str) -> list[str]:
+        """What the operator still owes: a Pgcluster not Initialized, a node whose first backup
+        (`backrest-backup-<node>`) has not completed, or any other Job still running."""
+        pgclusters = self.store.list("crunchydata.com/v1", "Pgcluster", namespace)
+        jobs = {j["metadata"]["name"]: _job_outcome(j) for j in self.store.list("batch/v1", "Job", namespace)}
         pending = [f"Pgcluster/{p['metadata']['name']} {(p.get('status') or {}).get('state')}"
-                   for p in self.store.list("crunchydata.com/v1", "Pgcluster", namespace)
-                   if (p.get("status") or {}).get("state") != "pgcluster Initialized"]
-        for job in self.store.list("batch/v1", "Job", namespace):
-            conditions = (job.get("status") or {}).get("conditions") or []
-            if not any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions):
-                pending.append(f"Job/{job['metadata']['name']} active")
+                   for p in pgclusters if (p.get("status") or {}).get("state") != "pgcluster Initialized"]
+        pending += [f"Job/backrest-backup-{name} {jobs.get(f'backrest-backup-{name}', 'not created')}"
+                    for name in (p["metadata"]["name"] for p in pgclusters)
+                    if jobs.get(f"backrest-backup-{name}") != "Complete"]
+        pending += [f"Job/{name} active" for name, outcome in jobs.items()
+                    if outcome == "active" and not name.startswith("backrest-backup-")]
         return pending
 
     # --- database side ----------------------------------------------------------------
@@ -110,11 +114,9 @@ class TestCluster(World):
 
 def run_dag(dag_id: str, conf: dict | None = None):
     """Run a DAG to completion in this process with `dag.test()`; returns the DagRun."""
-    from airflow.models import DagBag
+    from tests.support.task_runs import load_dag
 
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags" / f"{dag_id}.py"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.dags[dag_id].test(run_conf=conf or {})
+    return load_dag(dag_id).test(run_conf=conf or {})
 
 
 def xcom_values(run) -> list[tuple[str, str]]:
@@ -178,3 +180,11 @@ def _reserve_network() -> tuple[str, int]:
             continue
         return f"127.0.{third}.0/24", fd
     raise RuntimeError("no free 127.0.N.0/24 test network left (40..254 are all reserved by running tests)")
+
+
+def _job_outcome(job: dict) -> str:
+    """`Complete`, `Failed` or `active`, from the Job's conditions as the Job controller sets them."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
+            return condition["type"]
+    return "active"
