@@ -1,6 +1,7 @@
 """Benchmarks, each printed as a ratio against a baseline measured in the same run.
 
-P1 parse (bench/parse.py): each DAG file vs an empty one-task DAG file, fresh process each.
+P1 parse (bench/parse.py): each DAG file vs an empty one-task DAG file and vs a no-op DAG of
+   the same graph shape, fresh process each.
 P2 orchestration overhead, P3 readiness latency and the API load table (bench/deploy.py):
    deploy_antdb, a re-run and verify_antdb_topology on the test cluster at 1+2+3 and 1+16+32,
    against a no-op DAG of the same graph shape.

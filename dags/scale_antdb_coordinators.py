@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
+from antdb_k8s.operators.clone import CloneCoordinatorsOperator
 from antdb_k8s.operators.scale import (
-    CloneCoordinatorsOperator,
     PlanScaleOperator,
     ReconcileScaleOperator,
     RemoveCoordinatorsOperator,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,25 @@ def test_parsing_opens_no_socket_and_runs_no_subprocess(path, monkeypatch):
     bag = DagBag(dag_folder=str(path))
     assert bag.import_errors == {}
     assert bag.dag_ids, f"{path.name} defines no DAG"
+
+
+# What parsing a DAG file may load of the package: the DAG processor pays every module-level import
+# on every parse, so operators and sensors import core, services, triggers and hooks where they run.
+PARSE_TIME_MODULES = ("antdb_k8s", "antdb_k8s.core", "antdb_k8s.core.params", "antdb_k8s.core.bounds",
+                      "antdb_k8s.core.defaults")
+
+
+def test_parsing_loads_only_operators_sensors_and_the_forms():
+    script = ("import sys, airflow.sdk\nfrom airflow.dag_processing.dagbag import DagBag\nbefore = set(sys.modules)\n"
+              f"bag = DagBag(dag_folder={str(DAGS_DIR)!r}, safe_mode=False)\nassert not bag.import_errors\n"
+              "print(' '.join(m for m in set(sys.modules) - before if m.startswith('antdb_k8s')))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(DAGS_DIR.parent / "plugins"), str(DAGS_DIR.parent)])}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = out.stdout.strip().splitlines()[-1].split()  # the last line: Airflow may log before it
+    assert "antdb_k8s.operators.cluster" in loaded
+    assert [m for m in loaded if m not in PARSE_TIME_MODULES
+            and not m.startswith(("antdb_k8s.operators", "antdb_k8s.sensors"))] == []
 
 
 def test_every_dag_has_docs_tags_and_retries(dagbag):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from antdb_k8s.core.scale import ScalePlan
-from antdb_k8s.operators.scale import CloneCoordinatorsOperator
+from antdb_k8s.operators.clone import CloneCoordinatorsOperator
 from tests.integration.test_deploy_e2e import MUTATING, wait_until
 
 pytestmark = pytest.mark.integration

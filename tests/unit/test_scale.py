@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from antdb_k8s.core.manifests import include_path
+from antdb_k8s.core.params import SCALE_PARAM_DEFAULTS as PARAM_DEFAULTS
+from antdb_k8s.core.params import SCALE_PARAMS as PARAM_SCHEMAS
 from antdb_k8s.core.scale import (
     CLONE_STEP1,
     DEFAULT_TIMEOUTS,
-    PARAM_DEFAULTS,
-    PARAM_SCHEMAS,
     ScalePlan,
     ScaleRefused,
     catalog_differences,

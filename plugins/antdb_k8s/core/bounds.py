@@ -9,6 +9,20 @@ DNS1123_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # The same, or empty: for a namespace param where empty means "every cluster".
 DNS1123_LABEL_OR_EMPTY_PATTERN = "^(" + DNS1123_LABEL_PATTERN[1:-1] + ")?$"
 
+# deploy_antdb: node counts, the patterns of image names, tags, prefixes and volume sizes
+# (Kubernetes quantities), and the enums; `spec` compiles the patterns, `params` puts them in the form.
+MAX_COORDINATORS = 16
+MAX_DATANODES = 32
+QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_NAME_PATTERN = r"^[a-z0-9]+([._-][a-z0-9]+)*$"
+IMAGE_PREFIX_PATTERN = r"^[a-z0-9]+([._:/-][a-z0-9]+)*$"
+# The package's Pgcluster CRD (include/crd) only admits these; anything else fails at create time.
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany")
+PREPARE_HOSTS_MODES = ("off", "check", "apply")
+# verify_antdb_topology's `repair` levels.
+REPAIR_LEVELS = ("off", "safe", "full")
+
 # (minimum, maximum) seconds of every timeout param, by key.
 SECONDS: dict[str, tuple[int, int]] = {
     "gc_ready": (10, 86400),

@@ -1,43 +1,50 @@
-"""JSON schemas for the `deploy_antdb` trigger form: one entry per conf key.
+"""JSON schemas for every DAG's trigger form: one table per DAG, one entry per conf key.
 
-They reject malformed confs when a run is triggered (the UI and the REST API both apply
-them) and give the form its sections and help text. `spec.parse_spec` still performs every
-check itself, because `airflow dags test -c` and older clients may bypass the form.
+The DAG files build their forms from these on every parse, so this module imports only the
+limits (`core.bounds`) and defaults (`core.defaults`), never the modules that check or act.
+
+The schemas reject malformed confs when a run is triggered (the UI and the REST API both
+apply them) and give the forms their sections and help text. The tasks still check every
+value themselves (`spec.parse_spec` for deploy_antdb), because `airflow dags test -c` and
+older clients may bypass the form.
 """
 
 from __future__ import annotations
 
 import copy
 
-from antdb_k8s.core.bounds import DNS1123_LABEL_PATTERN, namespace_schema, seconds_schema
-from antdb_k8s.core.spec import (
+from antdb_k8s.core.bounds import (
     ACCESS_MODES,
-    DEFAULTS,
-    IMAGE_NAME_RE,
-    IMAGE_PREFIX_RE,
-    IMAGE_TAG_RE,
+    DNS1123_LABEL_PATTERN,
+    IMAGE_NAME_PATTERN,
+    IMAGE_PREFIX_PATTERN,
+    IMAGE_TAG_PATTERN,
     MAX_COORDINATORS,
     MAX_DATANODES,
     PREPARE_HOSTS_MODES,
-    QUANTITY_RE,
+    QUANTITY_PATTERN,
+    REPAIR_LEVELS,
+    namespace_schema,
+    seconds_schema,
 )
+from antdb_k8s.core.defaults import DEFAULTS, SCALE_TIMEOUTS
 
 
-# No `required`: Airflow replaces a param's whole value with the conf's, and parse_spec
+# deploy_antdb. No `required`: Airflow replaces a param's whole value with the conf's, and parse_spec
 # deep-merges it over the defaults, so `{"gc": {"tag": "22.0"}}` is a complete answer.
 _IMAGE = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "pattern": IMAGE_NAME_RE.pattern},
-        "tag": {"type": "string", "pattern": IMAGE_TAG_RE.pattern},
+        "name": {"type": "string", "pattern": IMAGE_NAME_PATTERN},
+        "tag": {"type": "string", "pattern": IMAGE_TAG_PATTERN},
     },
 }
 _STORAGE = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "size": {"type": "string", "pattern": QUANTITY_RE.pattern},
+        "size": {"type": "string", "pattern": QUANTITY_PATTERN},
         "storage_class": {"type": "string"},
         "access_mode": {"type": "string", "enum": list(ACCESS_MODES)},
         "host_path": {"type": "string"},
@@ -61,7 +68,7 @@ PARAM_SCHEMAS: dict[str, dict] = {
         "title": "Datanodes", "description": f"Number of datanodes dn1..dnM (1 to {MAX_DATANODES}). AntDB 5 cannot scale datanodes later.",
     },
     "image_prefix": {
-        "type": "string", "pattern": IMAGE_PREFIX_RE.pattern, "section": "Images", "title": "Image prefix",
+        "type": "string", "pattern": IMAGE_PREFIX_PATTERN, "section": "Images", "title": "Image prefix",
         "description": "Registry/organisation the AntDB images are pulled from.",
     },
     "images": dict(_roles(_IMAGE), section="Images", title="Images",
@@ -110,3 +117,92 @@ PARAM_SCHEMAS: dict[str, dict] = {
 def param_defaults() -> dict:
     """Defaults for the trigger form (deep copies: Params must not share mutable state)."""
     return {key: copy.deepcopy(DEFAULTS[key]) for key in PARAM_SCHEMAS}
+
+
+# Trigger-form schemas of verify_antdb_topology (the DAG builds its Params from these).
+VERIFY_PARAMS: dict[str, dict] = {
+    "namespace": namespace_schema("Kubernetes namespace holding the AntDB cluster to verify; empty: every cluster "
+                                  "the package deployed.", default="", empty_means_all=True),
+    "repair": {
+        "default": "off", "type": "string", "enum": list(REPAIR_LEVELS), "title": "Repair", "section": "Repair",
+        "description": "off: report only. safe: fix pgxc_node with the deploy planner/applier. full: safe, plus "
+                       "move every node to gc's current address (ConfigMaps, one pod restart at a time).",
+    },
+    "data_check": {
+        "default": True, "type": "boolean", "title": "Data check", "section": "Checks",
+        "description": "Write a small scratch table from gc and count it from every coordinator (touches every "
+                       "datanode; the table is always dropped).",
+    },
+}
+
+
+# Trigger-form schemas of antdb_restart_check (the DAG builds its Params from these).
+RESTART_CHECK_PARAMS: dict[str, dict] = {
+    "namespace": namespace_schema("Namespace holding the AntDB cluster to check.", default="pgouser1"),
+    "pod": {
+        "default": "gc", "type": "string", "pattern": DNS1123_LABEL_PATTERN,
+        "section": "Restart", "title": "Node to restart",
+        "description": "The node whose primary database pod is deleted (gc, cn1, dn2, ...), or 'all' for every "
+                       "node one at a time. A name the cluster does not have is refused before anything changes.",
+    },
+    "rows": {
+        "default": 10000, "type": "integer", "minimum": 1, "maximum": 10_000_000, "section": "Restart",
+        "title": "Rows in the check table",
+        "description": "Rows written to the run's own check table before the restart.",
+    },
+    "timeout": {
+        "default": 600, **seconds_schema("restart"), "section": "Restart",
+        "title": "Timeout per node (seconds)",
+        "description": "How long one node may take to have a new Ready pod and answer queries again.",
+    },
+}
+
+
+# Trigger-form schemas of scale_antdb_coordinators. `coordinators` has no schema minimum on purpose:
+# a count below 1 reaches the plan task, which refuses it with a message saying why (a schema error would not).
+SCALE_PARAMS: dict[str, dict] = {
+    "namespace": namespace_schema("Namespace of the deployed AntDB cluster (as given to deploy_antdb)."),
+    "coordinators": {"type": "integer", "maximum": MAX_COORDINATORS, "section": "Cluster",
+                     "title": "Target coordinators",
+                     "description": f"How many coordinators (cn1..cnN) the cluster has afterwards, 1 to "
+                                    f"{MAX_COORDINATORS}. New ones are cloned from cn1 (catalog included); the "
+                                    "highest-numbered ones are removed first."},
+    "datanodes": {"type": ["null", "integer"], "section": "Cluster", "title": "Datanodes (leave empty)",
+                  "description": "AntDB 5 does not support datanode scaling here. Empty, or the current count."},
+    "delete_data": {"type": "boolean", "section": "Scale-in", "title": "Delete data of removed coordinators",
+                    "description": "false keeps the PVCs of removed coordinators (a later scale-out overwrites "
+                                   "them with a fresh clone); true deletes PVCs and the package's hostPath PVs."},
+    "data_check": {"type": "boolean", "section": "Verification", "title": "Data round trip",
+                   "description": "After scaling, write and read a scratch table through every coordinator."},
+    "timeouts": {"type": "object", "additionalProperties": False, "section": "Run", "title": "Timeouts (seconds)",
+                 "description": "clone_ready bounds each clone (restore + Ready pod); removal bounds waiting for "
+                                "removed pods to go; poke_interval is how often progress is checked.",
+                 "properties": {key: seconds_schema(key) for key in ("clone_ready", "removal", "poke_interval")}},
+}
+SCALE_PARAM_DEFAULTS: dict[str, object] = {"namespace": "pgouser1", "coordinators": 2, "datanodes": None,
+                                           "delete_data": False, "data_check": True, "timeouts": SCALE_TIMEOUTS}
+
+
+# Trigger-form schemas of teardown_antdb (the DAG builds its Params from these).
+TEARDOWN_PARAMS: dict[str, dict] = {
+    "namespace": namespace_schema("Namespace holding the AntDB cluster to delete.", default="pgouser1"),
+    "confirm_namespace": {
+        "default": "", "type": "string", "section": "Cluster", "title": "Confirm namespace",
+        "description": "Type the namespace again. Anything else (or nothing) refuses before any object is touched; "
+                       "a dry run does not need it.",
+    },
+    "delete_data": {
+        "default": False, "type": "boolean", "section": "Data", "title": "Delete data",
+        "description": "Also delete the PVCs (every row in the cluster), the package's hostPath PVs and, if the "
+                       "package created it and nothing else lives there, the namespace. Off: all of them are kept "
+                       "and deploying again into the namespace brings the data back.",
+    },
+    "dry_run": {
+        "default": False, "type": "boolean", "section": "Run", "title": "Dry run",
+        "description": "List what would be deleted and what is kept; delete nothing.",
+    },
+    "timeout": {
+        "default": 300, **seconds_schema("teardown"), "section": "Run",
+        "title": "Timeout (seconds)", "description": "How long to wait for the nodes' pods to be gone.",
+    },
+}

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from antdb_k8s.core.bounds import DNS1123_LABEL_PATTERN, namespace_schema, seconds_schema
 from antdb_k8s.core.names import is_dns1123_label
 from antdb_k8s.core.smoke import scratch_table_name
 from antdb_k8s.core.topology import Topology
@@ -136,25 +135,3 @@ def summary_table(before: ClusterRecord, after: ClusterRecord, table: str) -> st
 
 def _pair(old: object, new: object) -> str:
     return f"{old}" if old == new else f"{old} -> {new}"
-
-
-# Trigger-form schemas of antdb_restart_check (the DAG builds its Params from these).
-RESTART_CHECK_PARAMS: dict[str, dict] = {
-    "namespace": namespace_schema("Namespace holding the AntDB cluster to check.", default="pgouser1"),
-    "pod": {
-        "default": "gc", "type": "string", "pattern": DNS1123_LABEL_PATTERN,
-        "section": "Restart", "title": "Node to restart",
-        "description": "The node whose primary database pod is deleted (gc, cn1, dn2, ...), or 'all' for every "
-                       "node one at a time. A name the cluster does not have is refused before anything changes.",
-    },
-    "rows": {
-        "default": 10000, "type": "integer", "minimum": 1, "maximum": 10_000_000, "section": "Restart",
-        "title": "Rows in the check table",
-        "description": "Rows written to the run's own check table before the restart.",
-    },
-    "timeout": {
-        "default": 600, **seconds_schema("restart"), "section": "Restart",
-        "title": "Timeout per node (seconds)",
-        "description": "How long one node may take to have a new Ready pod and answer queries again.",
-    },
-}

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from antdb_k8s.core.bounds import namespace_schema, seconds_schema
+from antdb_k8s.core.bounds import MAX_COORDINATORS
+from antdb_k8s.core.defaults import SCALE_TIMEOUTS as DEFAULT_TIMEOUTS
 from antdb_k8s.core.names import require_dns1123_label
-from antdb_k8s.core.spec import MAX_COORDINATORS
 from antdb_k8s.core.topology import NodeRole, Topology
 
 CRUNCHY_API = "crunchydata.com/v1"
@@ -29,33 +29,6 @@ CLONE_STEP_LABELS = ("pgo-clone-step-1", "pgo-clone-step-2", "pgo-clone-step-3")
 TASK_COMPLETED = "completed"         # apis/cr/v1/common.go CompletedStatus
 PGO_USER = "antdb-airflow"
 _COORDINATOR_RE = re.compile(r"cn([1-9][0-9]*)")
-
-
-DEFAULT_TIMEOUTS = {"clone_ready": 1800, "removal": 300, "poke_interval": 10}
-
-# The trigger form. `coordinators` has no schema minimum on purpose: a count below 1 reaches
-# the plan task, which refuses it with a message saying why (a schema error would not).
-PARAM_SCHEMAS: dict[str, dict] = {
-    "namespace": namespace_schema("Namespace of the deployed AntDB cluster (as given to deploy_antdb)."),
-    "coordinators": {"type": "integer", "maximum": MAX_COORDINATORS, "section": "Cluster",
-                     "title": "Target coordinators",
-                     "description": f"How many coordinators (cn1..cnN) the cluster has afterwards, 1 to "
-                                    f"{MAX_COORDINATORS}. New ones are cloned from cn1 (catalog included); the "
-                                    "highest-numbered ones are removed first."},
-    "datanodes": {"type": ["null", "integer"], "section": "Cluster", "title": "Datanodes (leave empty)",
-                  "description": "AntDB 5 does not support datanode scaling here. Empty, or the current count."},
-    "delete_data": {"type": "boolean", "section": "Scale-in", "title": "Delete data of removed coordinators",
-                    "description": "false keeps the PVCs of removed coordinators (a later scale-out overwrites "
-                                   "them with a fresh clone); true deletes PVCs and the package's hostPath PVs."},
-    "data_check": {"type": "boolean", "section": "Verification", "title": "Data round trip",
-                   "description": "After scaling, write and read a scratch table through every coordinator."},
-    "timeouts": {"type": "object", "additionalProperties": False, "section": "Run", "title": "Timeouts (seconds)",
-                 "description": "clone_ready bounds each clone (restore + Ready pod); removal bounds waiting for "
-                                "removed pods to go; poke_interval is how often progress is checked.",
-                 "properties": {key: seconds_schema(key) for key in ("clone_ready", "removal", "poke_interval")}},
-}
-PARAM_DEFAULTS: dict[str, object] = {"namespace": "pgouser1", "coordinators": 2, "datanodes": None,
-                                     "delete_data": False, "data_check": True, "timeouts": DEFAULT_TIMEOUTS}
 
 
 def timeouts_from(params: Mapping) -> dict[str, int]:

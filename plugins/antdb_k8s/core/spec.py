@@ -2,8 +2,10 @@
 
 `parse_spec` is the single gate between a user's conf and anything that touches a cluster:
 every error names the field it is about, all errors are reported at once, and nothing
-downstream re-validates. The JSON schemas in `PARAM_SCHEMAS` feed the Airflow trigger form
+downstream re-validates. The JSON schemas in `core.params` feed the Airflow trigger form
 (sections, titles, descriptions) and reject malformed confs before a run is created.
+The limits and patterns live in `core.bounds` and the defaults in `core.defaults` (both
+imported here), so the form is built without this module.
 """
 
 from __future__ import annotations
@@ -15,17 +17,33 @@ import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from antdb_k8s.core.bounds import SECONDS
+from antdb_k8s.core.bounds import (
+    ACCESS_MODES,
+    IMAGE_NAME_PATTERN,
+    IMAGE_PREFIX_PATTERN,
+    IMAGE_TAG_PATTERN,
+    MAX_COORDINATORS,
+    MAX_DATANODES,
+    PREPARE_HOSTS_MODES,
+    QUANTITY_PATTERN,
+    SECONDS,
+)
+from antdb_k8s.core.defaults import (
+    DEFAULT_IMAGES,
+    DEFAULT_OPERATOR,
+    DEFAULT_POSTGRES_PARAMETERS,
+    DEFAULT_STORAGE,
+    DEFAULT_TIMEOUTS,
+    DEFAULTS,
+)
 from antdb_k8s.core.names import is_dns1123_label
 from antdb_k8s.core.topology import NodeRole
 
-MAX_COORDINATORS = 16
-MAX_DATANODES = 32
 RESERVED_PARAMETERS = ("agtm_host", "agtm_port")
-QUANTITY_RE = re.compile(r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
-IMAGE_PREFIX_RE = re.compile(r"^[a-z0-9]+([._:/-][a-z0-9]+)*$")
+QUANTITY_RE = re.compile(QUANTITY_PATTERN)
+IMAGE_TAG_RE = re.compile(IMAGE_TAG_PATTERN)
+IMAGE_NAME_RE = re.compile(IMAGE_NAME_PATTERN)
+IMAGE_PREFIX_RE = re.compile(IMAGE_PREFIX_PATTERN)
 PARAMETER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_.]{0,62}$")
 ROLE_KEYS = ("gc", "cn", "dn")
 # The deepest legitimate conf value is three levels (storage.dn.size). Anything far deeper
@@ -33,58 +51,8 @@ ROLE_KEYS = ("gc", "cn", "dn")
 MAX_CONF_DEPTH = 8
 SIMPLE_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 
-DEFAULT_IMAGES = {
-    "gc": {"name": "antdb.cluster.gc-ha", "tag": "21.0"},
-    "cn": {"name": "antdb.cluster.cn-ha", "tag": "21.0"},
-    "dn": {"name": "antdb.cluster.db-ha", "tag": "21.0"},
-}
-# Each role's volume has a different job: datanodes hold the data, gc and coordinators
-# mostly catalog and WAL. The runbook's open problem was one PV size for all of them.
-DEFAULT_STORAGE = {
-    "gc": {"size": "10Gi", "storage_class": "", "access_mode": "ReadWriteOnce", "host_path": ""},
-    "cn": {"size": "10Gi", "storage_class": "", "access_mode": "ReadWriteOnce", "host_path": ""},
-    "dn": {"size": "100Gi", "storage_class": "", "access_mode": "ReadWriteOnce", "host_path": ""},
-}
-DEFAULT_POSTGRES_PARAMETERS = {
-    "max_prepared_transactions": 1000,
-    "max_wal_senders": 6,
-    "logging_collector": "on",
-    "log_directory": "pg_log",
-    "log_destination": "csvlog",
-    "log_min_messages": "info",
-    "shared_preload_libraries": "pg_stat_statements.so",
-}
-# Secure by default: peer auth on the socket, password auth over TCP, no `trust` for anyone
-# off the pod. AntDB's own inter-node connections authenticate like any client (ADR 0004).
-DEFAULT_PG_HBA = [
-    "local all postgres peer",
-    "local all crunchyadm peer",
-    "host replication primaryuser 0.0.0.0/0 md5",
-    "host all primaryuser 0.0.0.0/0 reject",
-    "host all all 0.0.0.0/0 md5",
-]
-DEFAULT_OPERATOR = {"namespace": "pgo", "install": False, "installation_name": "devtest"}
-DEFAULT_TIMEOUTS = {"gc_ready": 900, "nodes_ready": 1800, "poke_interval": 10}
-# The package's Pgcluster CRD (include/crd) only admits these; anything else fails at create time.
-ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany")
-PREPARE_HOSTS_MODES = ("off", "check", "apply")
 HBA_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 OPEN_ADDRESSES = ("0.0.0.0/0", "::/0", "all", "0.0.0.0", "samenet")
-
-DEFAULTS: dict[str, Any] = {
-    "namespace": "pgouser1",
-    "coordinators": 2,
-    "datanodes": 3,
-    "image_prefix": "crunchydata",
-    "images": DEFAULT_IMAGES,
-    "storage": DEFAULT_STORAGE,
-    "postgres_parameters": {},
-    "pg_hba": DEFAULT_PG_HBA,
-    "operator": DEFAULT_OPERATOR,
-    "prepare_hosts": "check",
-    "dry_run": False,
-    "timeouts": DEFAULT_TIMEOUTS,
-}
 
 
 class SpecError(ValueError):

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, MANAGED_BY
-from antdb_k8s.core.bounds import namespace_schema, seconds_schema
 from antdb_k8s.core.names import DNS1123_LABEL_MAX, is_dns1123_label
 from antdb_k8s.core.topology import role_from_pgcluster
 
@@ -315,28 +314,3 @@ def remaining(plan: TeardownPlan, inventory: Inventory, kinds: Iterable[Gvk]) ->
     present = {(gvk, _name(o)) for gvk in NAMESPACED_KINDS for o in inventory.of(gvk)}
     present |= {(PV, _name(v)) for v in inventory.volumes}
     return sorted(f"{gvk[1]}/{name}" for gvk, name in wanted & present)
-
-
-# Trigger-form schemas of teardown_antdb (the DAG builds its Params from these).
-TEARDOWN_PARAMS: dict[str, dict] = {
-    "namespace": namespace_schema("Namespace holding the AntDB cluster to delete.", default="pgouser1"),
-    "confirm_namespace": {
-        "default": "", "type": "string", "section": "Cluster", "title": "Confirm namespace",
-        "description": "Type the namespace again. Anything else (or nothing) refuses before any object is touched; "
-                       "a dry run does not need it.",
-    },
-    "delete_data": {
-        "default": False, "type": "boolean", "section": "Data", "title": "Delete data",
-        "description": "Also delete the PVCs (every row in the cluster), the package's hostPath PVs and, if the "
-                       "package created it and nothing else lives there, the namespace. Off: all of them are kept "
-                       "and deploying again into the namespace brings the data back.",
-    },
-    "dry_run": {
-        "default": False, "type": "boolean", "section": "Run", "title": "Dry run",
-        "description": "List what would be deleted and what is kept; delete nothing.",
-    },
-    "timeout": {
-        "default": 300, **seconds_schema("teardown"), "section": "Run",
-        "title": "Timeout (seconds)", "description": "How long to wait for the nodes' pods to be gone.",
-    },
-}

@@ -13,7 +13,6 @@ import textwrap
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from antdb_k8s.core.bounds import namespace_schema
 from antdb_k8s.core.pgxc import ChangeKind, PgxcPlan
 from antdb_k8s.core.readiness import ReadinessReport
 from antdb_k8s.core.smoke import SmokeResult
@@ -244,22 +243,3 @@ def agtm_drift_nodes(report: VerificationReport) -> list[str]:
 def role_order(role: NodeRole) -> int:
     """Start order of AntDB roles: gc, datanodes, coordinators (runbook and antdb.md)."""
     return {NodeRole.GTM_COORD: 0, NodeRole.DATANODE: 1, NodeRole.COORDINATOR: 2}[role]
-
-
-REPAIR_LEVELS = ("off", "safe", "full")
-
-# Trigger-form schemas of verify_antdb_topology (the DAG builds its Params from these).
-VERIFY_PARAMS: dict[str, dict] = {
-    "namespace": namespace_schema("Kubernetes namespace holding the AntDB cluster to verify; empty: every cluster "
-                                  "the package deployed.", default="", empty_means_all=True),
-    "repair": {
-        "default": "off", "type": "string", "enum": list(REPAIR_LEVELS), "title": "Repair", "section": "Repair",
-        "description": "off: report only. safe: fix pgxc_node with the deploy planner/applier. full: safe, plus "
-                       "move every node to gc's current address (ConfigMaps, one pod restart at a time).",
-    },
-    "data_check": {
-        "default": True, "type": "boolean", "title": "Data check", "section": "Checks",
-        "description": "Write a small scratch table from gc and count it from every coordinator (touches every "
-                       "datanode; the table is always dropped).",
-    },
-}

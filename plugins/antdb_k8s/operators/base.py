@@ -2,7 +2,11 @@
 
 Hooks are imported inside the properties that build them: a DAG file imports operators,
 and importing the Kubernetes provider or psycopg there would cost every parse of every
-DAG file hundreds of milliseconds for tasks that are not running.
+DAG file hundreds of milliseconds for tasks that are not running. The same holds, at a
+smaller scale, for `core`, `services` and `triggers`: the DAG processor pays every
+module-level import of an operator module on every parse, so the package's operators and
+sensors import them inside the methods that run them (and under `TYPE_CHECKING` for
+annotations); at module level they keep only what constructing a task needs.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from airflow.sdk import BaseOperator
 
-from antdb_k8s.core.spec import DEFAULTS, ClusterSpec, parse_spec
 from antdb_k8s.operators.task_errors import TaskErrorsMixin
 
 if TYPE_CHECKING:
+    from antdb_k8s.core.spec import ClusterSpec
     from antdb_k8s.hooks.antdb import AntDBHook
     from antdb_k8s.hooks.kube import AntDBKubeHook
 
@@ -32,6 +36,8 @@ def spec_from_context(context: Any) -> ClusterSpec:
     A DAG without that task (a custom one) gets the params parsed here instead, so the
     operators still work; `deploy_antdb` always has it.
     """
+    from antdb_k8s.core.spec import DEFAULTS, ClusterSpec, parse_spec
+
     published = context["ti"].xcom_pull(task_ids=VALIDATE_TASK_ID, key=SPEC_KEY)
     if published:
         return ClusterSpec.from_dict(published)

@@ -6,27 +6,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.credentials import backrest_repo_config, new_password
-from antdb_k8s.core.failures import antdb_no_password
-from antdb_k8s.core.manifests import (
-    APP_USER,
-    CUSTOM_CONFIG_NAME,
-    agtm_from_postgres_ha,
-    backrest_secret_name,
-    custom_config_manifest,
-    host_path_volume_manifest,
-    namespace_manifest,
-    pgcluster_manifest,
-    secret_manifest,
-    user_secret_names,
-)
-from antdb_k8s.core.drift import spec_drift
-from antdb_k8s.core.install import target_namespace_manifests
-from antdb_k8s.core.names import require_dns1123_label, require_host
-from antdb_k8s.core.topology import NodeRole, UnsafeTopologyError
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 from antdb_k8s.operators.dry_run import show_manifests
-from antdb_k8s.services.discovery import discover
 
 PLACEHOLDER = "<generated>"
 
@@ -44,6 +25,9 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
     """
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.install import target_namespace_manifests
+        from antdb_k8s.core.manifests import host_path_volume_manifest, namespace_manifest
+
         spec = spec_from_context(context)
         if spec.dry_run:
             return self._dry_run(context, spec)
@@ -60,6 +44,10 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
         return {"status": _count(actions), "actions": actions}
 
     def _dry_run(self, context: Any, spec) -> dict:
+        from antdb_k8s.core.install import target_namespace_manifests
+        from antdb_k8s.core.manifests import (host_path_volume_manifest, namespace_manifest, secret_manifest,
+                                              user_secret_names)
+
         rendered = [namespace_manifest(spec), *target_namespace_manifests(spec)]
         for node in spec.node_names():
             rendered += [secret_manifest(spec, name, node, {"username": user, "password": PLACEHOLDER})
@@ -70,10 +58,15 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
     def _superuser(self) -> tuple[str, str]:
         conn = self.antdb.credentials
         if not conn.password:
+            from antdb_k8s.core.failures import antdb_no_password
+
             raise AirflowFailException(antdb_no_password(self.antdb_conn_id).message)
         return conn.login or "postgres", conn.password
 
     def _ensure_secrets(self, spec, node: str, superuser: str, password: str) -> dict[str, str]:
+        from antdb_k8s.core.credentials import backrest_repo_config
+        from antdb_k8s.core.manifests import APP_USER, backrest_secret_name, secret_manifest, user_secret_names
+
         users = {"postgres": (superuser, password), "primaryuser": ("primaryuser", None), APP_USER: (APP_USER, None)}
         actions = {}
         for user, name in user_secret_names(node).items():
@@ -88,6 +81,9 @@ class EnsureNamespaceOperator(AntDBBaseOperator):
         return actions
 
     def _ensure_secret(self, spec, name: str, node: str, login: str, fixed: str | None) -> str:
+        from antdb_k8s.core.credentials import new_password
+        from antdb_k8s.core.manifests import secret_manifest
+
         existing = self.kube.read_secret_value(spec.namespace, name, "password")
         if existing is not None:
             if fixed is not None and existing != fixed:
@@ -111,6 +107,10 @@ class CreatePgclusterOperator(AntDBBaseOperator):
         self.node_name = node_name
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.drift import spec_drift
+        from antdb_k8s.core.manifests import pgcluster_manifest
+        from antdb_k8s.core.names import require_dns1123_label
+
         spec = spec_from_context(context)
         name = require_dns1123_label(self.node_name, "node_name")
         manifest = pgcluster_manifest(spec, name)
@@ -129,6 +129,8 @@ class ReadGtmAddressOperator(AntDBBaseOperator):
     """gc's Service ClusterIP: the address every other node finds the GTM at."""
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.names import require_host
+
         spec = spec_from_context(context)
         if spec.dry_run:
             unread: list[str] = []
@@ -158,6 +160,8 @@ class WriteCustomConfigOperator(AntDBBaseOperator):
         self.gtm_address = gtm_address
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, agtm_from_postgres_ha, custom_config_manifest
+
         spec = spec_from_context(context)
         host, port = self.gtm_address["host"], int(self.gtm_address["port"])
         manifest = custom_config_manifest(spec, host, port)
@@ -182,6 +186,8 @@ class CollectTopologyOperator(AntDBBaseOperator):
     """
 
     def execute(self, context: Any) -> list[str]:
+        from antdb_k8s.core.topology import UnsafeTopologyError
+
         try:
             result = self._collect(context)
         except UnsafeTopologyError as refused:
@@ -190,6 +196,9 @@ class CollectTopologyOperator(AntDBBaseOperator):
         return result["catalog_holders"]
 
     def _collect(self, context: Any) -> dict:
+        from antdb_k8s.core.topology import NodeRole
+        from antdb_k8s.services.discovery import discover
+
         spec = spec_from_context(context)
         members = {name: spec.role_of(name) for name in spec.node_names()}
         if spec.dry_run:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.pgxc import PgxcRow, PlanBlockedError
-from antdb_k8s.core.sql import render_plan
-from antdb_k8s.core.topology import Topology
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
-from antdb_k8s.services.catalog import reconcile_catalog
+
+if TYPE_CHECKING:
+    from antdb_k8s.core.pgxc import PgxcRow
 
 
 def fresh_catalog(target: str) -> list[PgxcRow]:
     """What initdb leaves on a new node: its own row, as a coordinator at localhost:5432."""
+    from antdb_k8s.core.pgxc import PgxcRow
+
     return [PgxcRow(target, "C", "localhost", 5432)]
 
 
@@ -32,6 +33,11 @@ class ReconcilePgxcNodeOperator(AntDBBaseOperator):
         self.target, self.topology = target, topology
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.pgxc import PlanBlockedError
+        from antdb_k8s.core.sql import render_plan
+        from antdb_k8s.core.topology import Topology
+        from antdb_k8s.services.catalog import reconcile_catalog
+
         spec = spec_from_context(context)
         nodes = self.topology["nodes"] if isinstance(self.topology, dict) else self.topology
         topology = Topology.from_list(nodes)

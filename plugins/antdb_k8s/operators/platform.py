@@ -7,21 +7,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.credentials import operator_repo_config
-from antdb_k8s.core.failures import operator_missing
-from antdb_k8s.core.hosts import (
-    host_prep_pod,
-    kube_proxy_mode,
-    load_sysctl_script,
-    parse_sysctl_report,
-    with_ipvs_mode,
-)
-from antdb_k8s.core.install import CRD_NAMES, install_manifests, pgo_config_problems
-from antdb_k8s.core.manifests import INCLUDE_DIR
-from antdb_k8s.core.readiness import pod_is_ready
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 from antdb_k8s.operators.dry_run import show_manifests
-from antdb_k8s.services.wait import wait_for
 
 HOST_PREP_NAMESPACE = "kube-system"
 CRD_NAME = "pgclusters.crunchydata.com"
@@ -57,6 +44,9 @@ class PrepareHostsOperator(AntDBBaseOperator):
         return {"status": mode, "sysctl": [str(f) for f in findings], "attention": attention, "kube_proxy": proxy}
 
     def _dry_run(self, context: Any, mode: str) -> dict:
+        from antdb_k8s.core.hosts import host_prep_pod, load_sysctl_script
+        from antdb_k8s.core.manifests import INCLUDE_DIR
+
         unread: list[str] = []
         nodes = self.live_or_none("Kubernetes nodes", self._node_names, unread) or ["<each node>"]
         script = load_sysctl_script(INCLUDE_DIR)
@@ -68,6 +58,10 @@ class PrepareHostsOperator(AntDBBaseOperator):
         return sorted(n["metadata"]["name"] for n in self.kube.list("v1", "Node"))
 
     def _run_on_node(self, node: str, mode: str):
+        from antdb_k8s.core.hosts import host_prep_pod, load_sysctl_script, parse_sysctl_report
+        from antdb_k8s.core.manifests import INCLUDE_DIR
+        from antdb_k8s.services.wait import wait_for
+
         manifest = host_prep_pod(node, HOST_PREP_NAMESPACE, mode, load_sysctl_script(INCLUDE_DIR))
         pod = self.kube.create(manifest)
         name = pod["metadata"]["name"]
@@ -82,6 +76,8 @@ class PrepareHostsOperator(AntDBBaseOperator):
         return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
     def _kube_proxy(self, mode: str) -> str:
+        from antdb_k8s.core.hosts import kube_proxy_mode, with_ipvs_mode
+
         config_map = self.kube.get("v1", "ConfigMap", "kube-proxy", "kube-system")
         if not config_map or "config.conf" not in (config_map.get("data") or {}):
             self.log.warning("kube-proxy ConfigMap not found: cannot check ipvs mode")
@@ -99,6 +95,8 @@ class PrepareHostsOperator(AntDBBaseOperator):
 
     def _restart_kube_proxy(self) -> None:
         """Delete kube-proxy pods one at a time, each replaced and Ready before the next."""
+        from antdb_k8s.services.wait import wait_for
+
         for pod in self.kube.list("v1", "Pod", "kube-system", label_selector="k8s-app=kube-proxy"):
             node = (pod.get("spec") or {}).get("nodeName")
             self.kube.delete("v1", "Pod", pod["metadata"]["name"], "kube-system")
@@ -106,6 +104,8 @@ class PrepareHostsOperator(AntDBBaseOperator):
                   self.poll_interval, f"kube-proxy on {node}")
 
     def _proxy_ready_on(self, node: str | None, old_name: str) -> bool:
+        from antdb_k8s.core.readiness import pod_is_ready
+
         pods = self.kube.list("v1", "Pod", "kube-system", label_selector="k8s-app=kube-proxy")
         return any(p["metadata"]["name"] != old_name and (p.get("spec") or {}).get("nodeName") == node
                    and pod_is_ready(p) for p in pods)
@@ -125,6 +125,8 @@ class EnsurePgoOperator(AntDBBaseOperator):
         self.ready_timeout, self.poll_interval = ready_timeout, poll_interval
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.services.wait import wait_for
+
         spec = spec_from_context(context)
         manifests = self.manifests(spec)
         if spec.dry_run:
@@ -139,15 +141,21 @@ class EnsurePgoOperator(AntDBBaseOperator):
             return {"status": "installed", "actions": actions}
         problems = self._problems(spec)
         if problems:
+            from antdb_k8s.core.failures import operator_missing
+
             raise AirflowFailException(operator_missing(problems).message)
         return {"status": "verified"}
 
     @staticmethod
     def manifests(spec) -> list[dict]:
         """include/crd (all five) + include/operator with the conf's namespaces and prefix substituted."""
+        from antdb_k8s.core.install import install_manifests
+
         return install_manifests(spec)
 
     def _ensure_repo_secret(self, spec) -> str:
+        from antdb_k8s.core.credentials import operator_repo_config
+
         if self.kube.get("v1", "Secret", OPERATOR_REPO_SECRET, spec.operator_namespace) is not None:
             return "exists"
         data = {key: base64.b64encode(value.encode()).decode() for key, value in operator_repo_config().items()}
@@ -162,6 +170,8 @@ class EnsurePgoOperator(AntDBBaseOperator):
 
 def operator_problems(kube, spec) -> list[str]:
     """What keeps the postgres-operator from serving this conf's Pgclusters; empty when it is ready."""
+    from antdb_k8s.core.install import CRD_NAMES, pgo_config_problems
+
     problems = []
     for name in CRD_NAMES:
         crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)

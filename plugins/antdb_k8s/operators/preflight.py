@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.failures import antdb_no_password, operator_missing
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 from antdb_k8s.operators.platform import CRD_NAME, operator_problems
 
@@ -53,6 +52,8 @@ class PreflightOperator(AntDBBaseOperator):
         return {"status": "dry-run", "checks": passed, "unread": unread}
 
     def _antdb_credentials(self) -> str:
+        from antdb_k8s.core.failures import antdb_no_password
+
         conn = self.antdb.credentials  # a missing connection is translated by TaskErrorsMixin
         if not conn.password:
             raise AirflowFailException(antdb_no_password(self.antdb_conn_id).message)
@@ -79,5 +80,7 @@ class PreflightOperator(AntDBBaseOperator):
             return "operator.install is true: ensure_operator installs it"
         problems = operator_problems(self.kube, spec)
         if problems:
+            from antdb_k8s.core.failures import operator_missing
+
             raise AirflowFailException(operator_missing(problems).message)
         return f"ready in namespace {spec.operator_namespace}"

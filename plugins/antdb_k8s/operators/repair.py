@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
 from antdb_k8s.operators.verify import MAP_INDEX_KEY
-from antdb_k8s.services.repair import repair_cluster
 
 
 class RepairTopologyOperator(AntDBBaseOperator):
@@ -20,6 +18,9 @@ class RepairTopologyOperator(AntDBBaseOperator):
         self.report, self.restart_timeout, self.poll_interval = report, restart_timeout, poll_interval
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.verify import VerificationReport
+        from antdb_k8s.services.repair import repair_cluster
+
         params = context["params"]
         level = str(params.get("repair", "off"))
         report = VerificationReport.from_dict(self.report)

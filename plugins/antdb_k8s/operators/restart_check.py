@@ -12,23 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.restart_check import (
-    ClusterRecord,
-    UnknownNodeError,
-    check_table_name,
-    choose_nodes,
-    compare_records,
-    summary_table,
-)
-from antdb_k8s.core.smoke import SmokeSql, scratch_table_name
-from antdb_k8s.core.topology import NodeAddress, Topology, TopologyError
 from antdb_k8s.operators.base import AntDBBaseOperator
-from antdb_k8s.services.discovery import describe_timeout, discover, read_readiness
-from antdb_k8s.services.pods import replace_pod
-from antdb_k8s.services.verification import verify_cluster
-from antdb_k8s.services.wait import Poll, WaitTimeout, wait_until
 
 if TYPE_CHECKING:
+    from antdb_k8s.core.restart_check import ClusterRecord
+    from antdb_k8s.core.smoke import SmokeSql
+    from antdb_k8s.core.topology import NodeAddress, Topology
     from antdb_k8s.hooks.antdb import AntDBHook
     from antdb_k8s.hooks.kube import AntDBKubeHook
 
@@ -38,11 +27,16 @@ TABLE_KEY = "table"
 
 def live_topology(kube: AntDBKubeHook, namespace: str) -> Topology:
     """The cluster as Kubernetes holds it now, discovered exactly as deploy and verify do."""
+    from antdb_k8s.services.discovery import discover
+
     return discover(kube, namespace, pods=False).topology()
 
 
 def record_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, sql: SmokeSql) -> ClusterRecord:
     """ClusterIPs, pods, every holder's pgxc_node, the table's count per holder and per datanode."""
+    from antdb_k8s.core.restart_check import ClusterRecord
+    from antdb_k8s.services.discovery import discover
+
     facts = discover(kube, namespace)
     topology = facts.topology()
     readiness = facts.readiness(topology.names())
@@ -56,6 +50,9 @@ def record_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, sql: S
 
 
 def _params(context: Any) -> tuple[str, SmokeSql, int]:
+    from antdb_k8s.core.restart_check import check_table_name
+    from antdb_k8s.core.smoke import SmokeSql
+
     params = context["params"]
     sql = SmokeSql(check_table_name(context["run_id"]), int(params.get("rows") or 10000))
     return params["namespace"], sql, int(params.get("timeout") or 600)
@@ -65,6 +62,11 @@ class RestartPrecheckOperator(AntDBBaseOperator):
     """Refuse unless the node name is known and the cluster verifies clean; returns the nodes to restart."""
 
     def execute(self, context: Any) -> list[str]:
+        from antdb_k8s.core.restart_check import UnknownNodeError, choose_nodes
+        from antdb_k8s.core.smoke import scratch_table_name
+        from antdb_k8s.core.topology import TopologyError
+        from antdb_k8s.services.verification import verify_cluster
+
         namespace, _, _ = _params(context)
         try:
             nodes = choose_nodes(context["params"].get("pod"), live_topology(self.kube, namespace))
@@ -114,6 +116,10 @@ class RestartNodesOperator(AntDBBaseOperator):
         return restarts
 
     def _restart(self, namespace: str, node: str, sql: SmokeSql, timeout: int) -> dict:
+        from antdb_k8s.services.discovery import describe_timeout, read_readiness
+        from antdb_k8s.services.pods import replace_pod
+        from antdb_k8s.services.wait import WaitTimeout
+
         before = read_readiness(self.kube, namespace, [node]).nodes[0]
         if not before.ready:
             raise AirflowFailException(f"{node} is not Ready ({before.reason}): not deleting its pod")
@@ -137,6 +143,8 @@ class RestartNodesOperator(AntDBBaseOperator):
 
     def _wait_answers(self, namespace: str, sql: SmokeSql, node: str, started: float, deadline: float) -> None:
         """Every catalog holder reads the check table again: pooled connections to the restarted node recovered."""
+        from antdb_k8s.services.wait import Poll, wait_until
+
         holders = live_topology(self.kube, namespace).catalog_holders
 
         def look() -> Poll[None]:
@@ -165,6 +173,8 @@ class AssertUnchangedOperator(AntDBBaseOperator):
         self.recorded, self.restarts = recorded, restarts
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.restart_check import ClusterRecord, compare_records, summary_table
+
         namespace, sql, _ = _params(context)
         before = ClusterRecord.from_dict(self.recorded)
         after = record_cluster(self.kube, self.antdb, namespace, sql)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from antdb_k8s.core.failures import FAILURE_KEY, TaskOutcome
+if TYPE_CHECKING:
+    from antdb_k8s.core.failures import TaskOutcome
 
 
 def run_outcomes(context: Any, exclude: set[str]) -> list[TaskOutcome]:
     """Every finished task instance of this run but `exclude`, in the DAG's order, with its failure message."""
+    from antdb_k8s.core.failures import TaskOutcome
+
     ti = context["ti"]
     crumbs = list(ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id))
     order = {task_id: i for i, task_id in enumerate(context["dag"].task_ids)}
@@ -26,5 +29,7 @@ def run_outcomes(context: Any, exclude: set[str]) -> list[TaskOutcome]:
 
 
 def _failure(ti, crumb: dict) -> dict | None:
+    from antdb_k8s.core.failures import FAILURE_KEY
+
     value = ti.xcom_pull(task_ids=crumb["task_id"], key=FAILURE_KEY, map_indexes=crumb["map_index"])
     return value if isinstance(value, dict) else None

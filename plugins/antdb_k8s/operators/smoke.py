@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from antdb_k8s.core.smoke import scratch_table_name
-from antdb_k8s.core.topology import Topology
 from antdb_k8s.operators.base import AntDBBaseOperator, spec_from_context
 
 
@@ -17,6 +15,9 @@ class AntDBSmokeTestOperator(AntDBBaseOperator):
         self.topology, self.rows, self.table_prefix = topology, rows, table_prefix
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.smoke import scratch_table_name
+        from antdb_k8s.core.topology import Topology
+
         spec = spec_from_context(context)
         nodes = self.topology["nodes"] if isinstance(self.topology, dict) else self.topology
         topology = Topology.from_list(nodes)

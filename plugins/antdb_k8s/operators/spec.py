@@ -6,8 +6,6 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.failures import outcome_lines
-from antdb_k8s.core.spec import DEFAULTS, parse_spec
 from antdb_k8s.operators.base import SPEC_KEY, AntDBBaseOperator, spec_from_context
 from antdb_k8s.operators.run_outcome import run_outcomes
 
@@ -22,6 +20,8 @@ class ValidateSpecOperator(AntDBBaseOperator):
     """
 
     def execute(self, context: Any) -> list[str]:
+        from antdb_k8s.core.spec import DEFAULTS, parse_spec
+
         conf = dict(getattr(context.get("dag_run"), "conf", None) or {})
         params = context["params"]
         merged = {key: params[key] for key in DEFAULTS if key in params}
@@ -63,6 +63,8 @@ class DeploySummaryOperator(AntDBBaseOperator):
         self.steps = steps
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.failures import outcome_lines
+
         lines = ["AntDB deploy summary"]
         self.results = {label: _plain(self._pull(context, source)) for label, source in self.steps.items()}
         for step, result in self.results.items():

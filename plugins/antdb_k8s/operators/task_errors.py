@@ -16,8 +16,6 @@ import functools
 import logging
 from typing import Any, Callable
 
-from antdb_k8s.core.failures import FAILURE_KEY, first_lines
-
 log = logging.getLogger(__name__)
 WRAPPED_METHODS = ("execute", "execute_complete")
 DRY_RUN_BANNER = "DRY RUN: %s changes nothing; it shows what a real run would do."
@@ -88,6 +86,8 @@ def _record(task: TaskErrorsMixin, context: Any, exc: BaseException) -> None:
     if not task.record_failure or getattr(exc, "_antdb_recorded", False):
         return
     from airflow.sdk.exceptions import AirflowFailException
+
+    from antdb_k8s.core.failures import FAILURE_KEY, first_lines
 
     try:
         message = first_lines(str(exc) or type(exc).__name__)

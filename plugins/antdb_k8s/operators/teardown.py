@@ -7,32 +7,22 @@ up where the last one stopped, and a dry run shows exactly what a real run would
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.teardown import (
-    NAMESPACED_KINDS,
-    PV_NAMESPACE_LABEL,
-    SECRET,
-    ConfirmationError,
-    Inventory,
-    ObjectRef,
-    TeardownPlan,
-    check_confirmation,
-    plan_teardown,
-    remaining,
-    render_table,
-)
-from antdb_k8s.hooks.errors import KubeError
 from antdb_k8s.operators.base import AntDBBaseOperator
-from antdb_k8s.services.pods import wait_pods_gone
+
+if TYPE_CHECKING:
+    from antdb_k8s.core.teardown import Inventory, ObjectRef, TeardownPlan
 
 POLL_SECONDS = 1.0
 
 
 def _confirmed(params: Any) -> str:
     """The namespace, if the run is confirmed; AirflowFailException (no retry) if not."""
+    from antdb_k8s.core.teardown import ConfirmationError, check_confirmation
+
     try:
         return check_confirmation(params.get("namespace"), params.get("confirm_namespace"), bool(params.get("dry_run")))
     except ConfirmationError as exc:
@@ -67,6 +57,8 @@ class TeardownClusterOperator(AntDBBaseOperator):
     ui_color = "#fbe8e8"
 
     def execute(self, context: Any) -> dict:
+        from antdb_k8s.core.teardown import plan_teardown, render_table
+
         params = context["params"]
         namespace = _confirmed(params)
         delete_data, dry_run = bool(params.get("delete_data")), bool(params.get("dry_run"))
@@ -84,6 +76,8 @@ class TeardownClusterOperator(AntDBBaseOperator):
     # ------------------------------------------------------------------ reading
 
     def _inventory(self, namespace: str) -> Inventory:
+        from antdb_k8s.core.teardown import NAMESPACED_KINDS, PV_NAMESPACE_LABEL, Inventory
+
         namespace_object = self.kube.get("v1", "Namespace", namespace)
         if namespace_object is None:
             raise AirflowFailException(f"namespace {namespace} does not exist: nothing to tear down")
@@ -93,6 +87,9 @@ class TeardownClusterOperator(AntDBBaseOperator):
 
     def _list(self, gvk: tuple[str, str], namespace: str) -> list[dict]:
         """One kind's objects; Secrets reduced to metadata and type so no secret value is held."""
+        from antdb_k8s.core.teardown import SECRET
+        from antdb_k8s.hooks.errors import KubeError
+
         try:
             items = self.kube.list(gvk[0], gvk[1], namespace)
         except KubeError as err:
@@ -106,6 +103,8 @@ class TeardownClusterOperator(AntDBBaseOperator):
     # ------------------------------------------------------------------ deleting
 
     def _execute_plan(self, plan: TeardownPlan, timeout: int) -> dict[str, str]:
+        from antdb_k8s.core.teardown import NAMESPACED_KINDS, remaining
+
         results: dict[str, str] = {}
         first, second = plan.phases()
         self._delete(first, results)
@@ -125,6 +124,8 @@ class TeardownClusterOperator(AntDBBaseOperator):
 
     def _wait_pods_gone(self, plan: TeardownPlan, timeout: int) -> None:
         """Until no pod of the cluster's nodes exists (Terminating ones included), bounded by `timeout`."""
+        from antdb_k8s.services.pods import wait_pods_gone
+
         wait_pods_gone(self.kube, plan.namespace, plan.nodes, deadline=time.monotonic() + timeout,
                        interval=POLL_SECONDS,
                        describe=lambda left, waited: f"pods still present after {timeout}s: {', '.join(left)}")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from antdb_k8s.core.run_notes import drift_from_reports, drift_line
-from antdb_k8s.core.smoke import scratch_table_name
-from antdb_k8s.core.topology import UnsafeTopologyError
-from antdb_k8s.core.verify import VerificationReport
 from antdb_k8s.operators.base import AntDBBaseOperator
-from antdb_k8s.services.verification import DATA_CHECK_ROWS, verify_cluster
+
+if TYPE_CHECKING:
+    from antdb_k8s.core.verify import VerificationReport
 
 log = logging.getLogger(__name__)
 REPORT_KEY = "report"
@@ -27,25 +25,25 @@ class VerifyTopologyOperator(AntDBBaseOperator):
     drift does not fix itself) naming the drift, after the report is in XCom (key
     `report` and the return value). `reuse_report` lets a final check stand on an earlier
     report when no repair ran in between, so nothing is verified twice for nothing.
+    `data_rows` None: the data check writes `services.verification.DATA_CHECK_ROWS` rows.
     """
 
     template_fields = ("namespace", "previous", "repair_result")
 
     def __init__(self, *, namespace: str | None = None, fail_on_drift: bool = False, previous: dict | None = None,
-                 repair_result: dict | None = None, data_rows: int = DATA_CHECK_ROWS, **kwargs):
+                 repair_result: dict | None = None, data_rows: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.namespace = namespace  # None: the `namespace` param (mapped runs pass one cluster each)
         self.fail_on_drift, self.previous, self.repair_result = fail_on_drift, previous, repair_result
         self.data_rows = data_rows
 
     def execute(self, context: Any) -> dict:
-        params = context["params"]
-        namespace = self.namespace or params["namespace"]
+        from antdb_k8s.core.topology import UnsafeTopologyError
+
+        namespace = self.namespace or context["params"]["namespace"]
         context[MAP_INDEX_KEY] = namespace
         try:
-            report = self._reused() or verify_cluster(
-                self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
-                data_rows=self.data_rows, table=self._table(context))
+            report = self._reused() or self._verify(context, namespace)
         except UnsafeTopologyError as refused:
             raise AirflowFailException(f"{refused}; fix or remove those objects, then re-run") from None
         self.log.info("\n%s", report.table())
@@ -61,14 +59,22 @@ class VerifyTopologyOperator(AntDBBaseOperator):
         return result
 
     def _reused(self) -> VerificationReport | None:
+        from antdb_k8s.core.verify import VerificationReport
+
         if self.previous and isinstance(self.repair_result, dict) and not self.repair_result.get("changed", True):
             self.log.info("no repair changed anything since the first verification: its report stands")
             return VerificationReport.from_dict(self.previous)
         return None
 
-    def _table(self, context: Any) -> str:
+    def _verify(self, context: Any, namespace: str) -> VerificationReport:
+        from antdb_k8s.core.smoke import scratch_table_name
+        from antdb_k8s.services.verification import DATA_CHECK_ROWS, verify_cluster
+
         ti = context["ti"]
-        return scratch_table_name("antdb_verify", f"{context['run_id']}-{ti.task_id}-{ti.try_number}")
+        table = scratch_table_name("antdb_verify", f"{context['run_id']}-{ti.task_id}-{ti.try_number}")
+        return verify_cluster(self.kube, self.antdb, namespace,
+                              data_check=bool(context["params"].get("data_check", True)),
+                              data_rows=DATA_CHECK_ROWS if self.data_rows is None else self.data_rows, table=table)
 
 
 class DeployedClustersOperator(AntDBBaseOperator):
@@ -108,6 +114,8 @@ def notify_drift(context: Any) -> None:
     Replace it (or add to it) with any Airflow notifier, e.g.
     `on_failure_callback=[notify_drift, SlackNotifier(text="{{ dag_run.dag_id }} failed")]`.
     """
+    from antdb_k8s.core.run_notes import drift_from_reports, drift_line
+
     drift: list[str] = []
     try:
         drift = drift_from_reports(_reports(context["ti"].xcom_pull(task_ids="final_verify", key=REPORT_KEY)))

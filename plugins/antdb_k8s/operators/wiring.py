@@ -1,7 +1,7 @@
 """What every DAG file shares when it wires tasks: params, tags, docs and retry defaults.
 
 DAG files import only operators and sensors (the layering contract), so the one params
-builder lives here: each DAG's form comes from one schema table in `core` (namespace
+builder lives here: each DAG's form comes from one schema table in `core.params` (namespace
 schema, DNS-1123 pattern and bounds from `core.bounds`), built into `Param`s the same way.
 """
 
@@ -35,30 +35,31 @@ def _deploy() -> dict[str, Param]:
 
 
 def _verify() -> dict[str, Param]:
-    from antdb_k8s.core.verify import VERIFY_PARAMS
+    from antdb_k8s.core.params import VERIFY_PARAMS
 
     return build_params(VERIFY_PARAMS)
 
 
 def _restart_check() -> dict[str, Param]:
-    from antdb_k8s.core.restart_check import RESTART_CHECK_PARAMS
+    from antdb_k8s.core.params import RESTART_CHECK_PARAMS
 
     return build_params(RESTART_CHECK_PARAMS)
 
 
 def _scale() -> dict[str, Param]:
-    from antdb_k8s.core.scale import PARAM_DEFAULTS, PARAM_SCHEMAS
+    from antdb_k8s.core.params import SCALE_PARAM_DEFAULTS, SCALE_PARAMS
 
-    return build_params(PARAM_SCHEMAS, PARAM_DEFAULTS)
+    return build_params(SCALE_PARAMS, SCALE_PARAM_DEFAULTS)
 
 
 def _teardown() -> dict[str, Param]:
-    from antdb_k8s.core.teardown import TEARDOWN_PARAMS
+    from antdb_k8s.core.params import TEARDOWN_PARAMS
 
     return build_params(TEARDOWN_PARAMS)
 
 
-# Each DAG's schema table, imported only by the DAG file that asks for it.
+# Each DAG's schema table. `core.params` imports only limits and defaults, because every parse of a DAG
+# file builds its form: the modules that check and act on a conf are loaded only by running tasks.
 _FORMS = {"deploy_antdb": _deploy, "verify_antdb_topology": _verify, "antdb_restart_check": _restart_check,
           "scale_antdb_coordinators": _scale, "teardown_antdb": _teardown}
 

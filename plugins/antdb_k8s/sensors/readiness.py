@@ -11,9 +11,6 @@ from airflow.sdk import BaseSensorOperator
 
 from antdb_k8s.operators.base import spec_from_context
 from antdb_k8s.operators.task_errors import TaskErrorsMixin
-from antdb_k8s.services.discovery import describe_timeout, read_readiness
-from antdb_k8s.services.wait import Poll, wait_until
-from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger
 
 if TYPE_CHECKING:
     from antdb_k8s.hooks.kube import AntDBKubeHook
@@ -50,6 +47,8 @@ class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
         return spec
 
     def poke(self, context: Any) -> bool:
+        from antdb_k8s.services.discovery import read_readiness
+
         report = read_readiness(self.hook, self.namespace, self.node_list)
         self.log.info("%s", report.progress_line())
         return report.done
@@ -64,6 +63,8 @@ class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
             return {"status": "ready", "nodes": self.node_list}
         if not self.deferrable:
             return self._poke_until_deadline(context, started)
+        from antdb_k8s.triggers.readiness import AntDBNodesReadyTrigger  # imports airflow.triggers.base
+
         self.defer(
             trigger=AntDBNodesReadyTrigger(namespace=self.namespace, nodes=self.node_list,
                                            deadline=started + self.timeout, started=started,
@@ -74,6 +75,9 @@ class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
         )
 
     def _poke_until_deadline(self, context: Any, started: float) -> dict:
+        from antdb_k8s.services.discovery import describe_timeout, read_readiness
+        from antdb_k8s.services.wait import Poll, wait_until
+
         seen: dict = {}
 
         def look() -> Poll[dict]:

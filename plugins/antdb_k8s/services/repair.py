@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from antdb_k8s.core.bounds import REPAIR_LEVELS
 from antdb_k8s.core.manifests import (
     CUSTOM_CONFIG_NAME,
     agtm_from_postgres_ha,
@@ -26,7 +27,7 @@ from antdb_k8s.core.manifests import (
 from antdb_k8s.core.pgxc import PlanBlockedError, validate_topology
 from antdb_k8s.core.spec import parse_spec
 from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology
-from antdb_k8s.core.verify import REPAIR_LEVELS, VerificationReport, agtm_finding, first_line, role_order
+from antdb_k8s.core.verify import VerificationReport, agtm_finding, first_line, role_order
 from antdb_k8s.services.catalog import reconcile_catalog
 from antdb_k8s.services.discovery import discover
 from antdb_k8s.services.pods import replace_pod
