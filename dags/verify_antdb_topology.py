@@ -14,13 +14,16 @@ the report table in the task log and of the XCom `report` (`clean`, `drift`, `fi
   (missing, extra, moved host/port, wrong type, wrong primary/preferred/GTM flags: each is drift);
 * every node's running `agtm_host` and the `pgo-custom-antdb-config` ConfigMap's equal gc's ClusterIP;
 * `data_check`: a scratch table filled from gc and counted from every coordinator (touches every datanode,
-  always dropped).
+  always dropped);
+* per node the postgres-operator has not marked Initialized: whether its bootstrap (stanza-create, first
+  backup) is still moving; nothing for `bootstrap_grace` seconds is drift (an operator restart leaves that).
 
 `repair`: **off** reports only. **safe** applies the planned `pgxc_node` changes with the deploy applier
 (a blocked plan is refused whole; a datanode is never dropped). **full** also handles gc at a new address
 (re-created Service): rewrites agtm_host in the custom ConfigMap (other settings kept) and in each node's
 Patroni `<node>-config`, restarts the nodes still on the old address one at a time (each must be Ready and
-answering with the new agtm_host before the next), then does the safe repair.
+answering with the new agtm_host before the next), re-runs each unfinished bootstrap (Pgtask and Job
+`<node>-stanza-create` deleted, the node's pod restarted), then does the safe repair.
 
 **final_verify fails the run when drift remains in any cluster**, naming the namespace and the drift, so
 it shows red in the run history; the other clusters are still verified (and repaired).

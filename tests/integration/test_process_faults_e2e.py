@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,7 @@ def test_reconcile_worker_killed_mid_plan_then_retried_converges_keeping_datanod
 # --- the postgres-operator restarted mid-deploy ------------------------------------------
 
 NS_PGO = "antdb-operator-restarted"
+GRACE = 5          # bootstrap_grace of the verification below: seconds without progress before "stuck"
 
 
 def operator_pod(cluster) -> dict:
@@ -205,9 +207,30 @@ def test_operator_restarted_mid_deploy_the_deploy_completes(module_cluster):
     assert counted_everywhere(cluster, NS_PGO) == {h: ROWS for h in HOLDERS}
     # The restarted operator bootstraps (stanza, first backup, Initialized) what it was first told of
     # (cn1, dn2). 4.2.1 acts only on a pod's transition to Ready and a Job's completion event, so a
-    # node whose chain the old process was in the middle of (gc, perhaps dn1) may stay Processed:
-    # the operator's limit, not the package's; its database is whole (asserted above).
+    # node whose chain the old process was in the middle of (gc, perhaps dn1) may stay Processed,
+    # its database whole (asserted above) but without a backup: the next test finds and repairs it.
     wait_until(lambda: operator_idle(cluster, NS_PGO, {"cn1", "dn2"}), 180, "the restarted operator's bootstrap")
     states = pgcluster_states(cluster, NS_PGO)
     print("Pgcluster states after the operator restart:", states)
     assert set(states.values()) <= {"pgcluster Initialized", "pgcluster Processed"}, states
+
+
+def test_nightly_verification_names_the_unfinished_bootstrap_and_repair_full_reruns_it(module_cluster):
+    cluster = module_cluster
+    time.sleep(GRACE + 1)                        # whatever is not Initialized now has not moved for GRACE s
+    stuck = sorted(n for n, state in pgcluster_states(cluster, NS_PGO).items() if state != "pgcluster Initialized")
+
+    run = cluster.run_dag("verify_antdb_topology", {"namespace": NS_PGO, "repair": "full", "bootstrap_grace": GRACE})
+
+    first, repaired = cluster.xcom(run, "verify"), cluster.xcom(run, "repair")
+    failed = sorted(f["node"] for f in first["findings"] if f["check"] == "bootstrap" and not f["ok"])
+    assert failed == stuck, first["findings"]
+    assert all(any(a.startswith(f"{n}: bootstrap re-run") for a in repaired["actions"]) for n in stuck), repaired
+    assert run.state == "success", cluster.xcom(run, "final_verify", "report")
+    wait_until(lambda: operator_idle(cluster, NS_PGO, set(NODES)), 180, "the re-run bootstrap to finish")
+    jobs = {j["metadata"]["name"]: j for j in cluster.store.list("batch/v1", "Job", NS_PGO)}
+    for node in NODES:                           # every node has its first pgBackRest backup now
+        conditions = (jobs[f"backrest-backup-{node}"].get("status") or {}).get("conditions") or []
+        assert any(c["type"] == "Complete" and c["status"] == "True" for c in conditions), node
+    assert_cluster_is_whole(cluster, NS_PGO)
+    assert counted_everywhere(cluster, NS_PGO) == {h: ROWS for h in HOLDERS}

@@ -32,6 +32,7 @@ SECONDS: dict[str, tuple[int, int]] = {
     "poke_interval": (1, 300),
     "restart": (10, 7200),
     "teardown": (10, 3600),
+    "bootstrap_grace": (0, 86400),
 }
 
 

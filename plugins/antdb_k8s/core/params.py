@@ -133,6 +133,11 @@ VERIFY_PARAMS: dict[str, dict] = {
         "description": "Write a small scratch table from gc and count it from every coordinator (touches every "
                        "datanode; the table is always dropped).",
     },
+    "bootstrap_grace": {
+        "default": 300, **seconds_schema("bootstrap_grace"), "title": "Bootstrap grace (seconds)", "section": "Checks",
+        "description": "A node the postgres-operator has not marked Initialized is reported once nothing of its "
+                       "bootstrap (stanza-create, first backup) has moved for this long.",
+    },
 }
 
 

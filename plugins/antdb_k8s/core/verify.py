@@ -18,7 +18,8 @@ from antdb_k8s.core.readiness import ReadinessReport
 from antdb_k8s.core.smoke import SmokeResult
 from antdb_k8s.core.topology import NodeAddress, NodeRole
 
-CHECKS = ("topology", "pod", "service", "reachable", "version", "pgxc_node", "agtm_host", "config_map", "data")
+CHECKS = ("topology", "pod", "bootstrap", "service", "reachable", "version", "pgxc_node", "agtm_host", "config_map",
+          "data")
 CLUSTER = "cluster"  # Finding.node of checks about the whole cluster (ConfigMap, data, topology)
 # What gc's own agtm_host may say besides its ClusterIP: the AntDB gc image points it at itself.
 SELF_REFERENCES = frozenset({"localhost", "127.0.0.1", "::1"})

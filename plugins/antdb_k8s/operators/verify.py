@@ -21,7 +21,7 @@ MAP_INDEX_TEMPLATE = "{{ antdb_namespace }}"
 class VerifyTopologyOperator(AntDBBaseOperator):
     """Verify the cluster, print the table, push the report; optionally fail on drift.
 
-    Params read: `namespace`, `data_check`. With `fail_on_drift` the task fails (no retry:
+    Params read: `namespace`, `data_check`, `bootstrap_grace`. With `fail_on_drift` the task fails (no retry:
     drift does not fix itself) naming the drift, after the report is in XCom (key
     `report` and the return value). `reuse_report` lets a final check stand on an earlier
     report when no repair ran in between, so nothing is verified twice for nothing.
@@ -67,14 +67,16 @@ class VerifyTopologyOperator(AntDBBaseOperator):
         return None
 
     def _verify(self, context: Any, namespace: str) -> VerificationReport:
+        from antdb_k8s.core.bootstrap import BOOTSTRAP_GRACE
         from antdb_k8s.core.smoke import scratch_table_name
         from antdb_k8s.services.verification import DATA_CHECK_ROWS, verify_cluster
 
         ti = context["ti"]
         table = scratch_table_name("antdb_verify", f"{context['run_id']}-{ti.task_id}-{ti.try_number}")
-        return verify_cluster(self.kube, self.antdb, namespace,
-                              data_check=bool(context["params"].get("data_check", True)),
-                              data_rows=DATA_CHECK_ROWS if self.data_rows is None else self.data_rows, table=table)
+        params = context["params"]
+        return verify_cluster(self.kube, self.antdb, namespace, data_check=bool(params.get("data_check", True)),
+                              data_rows=DATA_CHECK_ROWS if self.data_rows is None else self.data_rows, table=table,
+                              bootstrap_grace=float(params.get("bootstrap_grace", BOOTSTRAP_GRACE)))
 
 
 class DeployedClustersOperator(AntDBBaseOperator):

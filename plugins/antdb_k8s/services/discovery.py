@@ -42,6 +42,7 @@ class ClusterFacts:
     members: dict[str, NodeRole]
     services: dict[str, dict] = field(default_factory=dict)
     pods: tuple[dict, ...] = ()
+    states: dict[str, str] = field(default_factory=dict)    # each member's Pgcluster status.state
 
     @cached_property
     def addressed(self) -> dict[str, NodeRole]:
@@ -83,10 +84,13 @@ def discover(kube: "AntDBKubeHook", namespace: str, *, pods: bool = True, servic
     counts members). A missing Pgcluster CRD is the API's 404 and is raised as such
     (`KubeError`): whether that means "no cluster" is the caller's decision.
     """
-    members = members_from_pgclusters(kube.list(CRUNCHY_API, "Pgcluster", namespace))
+    pgclusters = kube.list(CRUNCHY_API, "Pgcluster", namespace)
+    members = members_from_pgclusters(pgclusters)
+    states = {p["metadata"]["name"]: (p.get("status") or {}).get("state", "") for p in pgclusters
+              if p["metadata"]["name"] in members}
     listed = {s["metadata"]["name"]: s for s in kube.list("v1", "Service", namespace)} if services else {}
     found = tuple(kube.list("v1", "Pod", namespace, label_selector=DATABASE_POD_SELECTOR)) if pods else ()
-    return ClusterFacts(namespace, members, listed, found)
+    return ClusterFacts(namespace, members, listed, found, states)
 
 
 def deployed_namespaces(kube: "AntDBKubeHook") -> list[str]:

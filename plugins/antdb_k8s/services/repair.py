@@ -5,7 +5,8 @@
 `full`: first the nodes are moved to gc's current address (a re-created gc Service), the
 way a DBA would on Crunchy/Patroni: the custom ConfigMap and every node's Patroni DCS
 ConfigMap get the new agtm_host, then the nodes still running with the old one are
-restarted one at a time, each proven healthy before the next; then the `safe` repair.
+restarted one at a time, each proven healthy before the next; then every node whose
+bootstrap the operator never finished gets it re-run (core.bootstrap); then the `safe` repair.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from antdb_k8s.core.bootstrap import rerun_steps, stanza_task_name
 from antdb_k8s.core.bounds import REPAIR_LEVELS
 from antdb_k8s.core.manifests import (
     CUSTOM_CONFIG_NAME,
@@ -175,6 +177,37 @@ def move_to_gc_address(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, *,
     return outcome
 
 
+def rerun_bootstraps(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, nodes: list[str], *,
+                     timeout: float = 300.0, poll: float = 2.0) -> list[str]:
+    """The bootstrap half of `repair: full`: per node, its stanza Pgtask and Job deleted, then its
+    pod restarted; seeing the new pod turn Ready with no stanza Pgtask, the operator runs
+    stanza-create, the first backup and Initialized again. One node at a time, each answering
+    before the next; the backup itself goes on after this returns (the final check sees it)."""
+    topology = _complete_topology(kube, namespace)
+    actions = []
+    for name in nodes:
+        for api_version, kind, obj in rerun_steps(name):
+            kube.delete(api_version, kind, obj, namespace)
+        address = topology.by_name(name)
+        pod = restart_node_pod(kube, namespace, name, lambda a=address: bool(antdb.identity(a)), timeout=timeout,
+                               poll=poll)
+        actions.append(f"{name}: bootstrap re-run: Pgtask and Job {stanza_task_name(name)} deleted, pod restarted "
+                       f"({pod}); the operator now creates its stanza and first backup")
+    return actions
+
+
+def _full_repairs(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, report: VerificationReport,
+                  timeout: float, poll: float) -> list[str]:
+    """What only `repair: full` does (it restarts pods): move to gc's address, re-run bootstraps."""
+    actions = []
+    if any(f.check in GC_MOVE_CHECKS for f in report.problems):
+        actions += move_to_gc_address(kube, antdb, namespace, timeout=timeout, poll=poll).actions
+    stuck = report.failed_nodes("bootstrap")
+    if stuck:
+        actions += rerun_bootstraps(kube, antdb, namespace, stuck, timeout=timeout, poll=poll)
+    return actions
+
+
 def repair_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, level: str,
                    report: VerificationReport, *, timeout: float = 300.0, poll: float = 2.0) -> RepairOutcome:
     """Run the repair `level` asks for; nothing when off or when the report is clean."""
@@ -184,9 +217,11 @@ def repair_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, level:
     if level == "off" or report.clean:
         return outcome
     try:
-        if level == "full" and any(f.check in GC_MOVE_CHECKS for f in report.problems):
-            moved = move_to_gc_address(kube, antdb, namespace, timeout=timeout, poll=poll)
-            outcome.actions += moved.actions
+        if level == "full":
+            outcome.actions += _full_repairs(kube, antdb, namespace, report, timeout, poll)
+        else:
+            outcome.refused += [f"{node}: bootstrap not re-run: that restarts its pod, which only repair=full does"
+                                for node in report.failed_nodes("bootstrap")]
         catalogs = repair_catalogs(kube, antdb, namespace)
     except RepairRefused as exc:
         outcome.refused.append(str(exc))

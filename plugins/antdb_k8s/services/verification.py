@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
+from antdb_k8s.core.bootstrap import INITIALIZED, bootstrap_states, bootstrap_verdict
 from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, agtm_from_dcs, agtm_from_postgres_ha, dcs_config_name
 from antdb_k8s.core.pgxc import plan_pgxc_changes, validate_topology
 from antdb_k8s.core.smoke import scratch_table_name
@@ -159,16 +160,33 @@ def _data_check(antdb: AntDBHook, facts: ClusterFacts, identities: dict[str, Nod
     return data_finding(result)
 
 
+def bootstrap_checks(kube: AntDBKubeHook, facts: ClusterFacts, grace: float) -> list[Finding]:
+    """A finding per node the operator has not marked Initialized (none when all are: a clean
+    cluster costs no request); stuck means nothing of its bootstrap moved for `grace` seconds."""
+    pending = {node: state for node, state in facts.states.items() if state != INITIALIZED}
+    if not pending:
+        return []
+    jobs = kube.list("batch/v1", "Job", facts.namespace)
+    now = time.time()
+    return [Finding(s.node, "bootstrap", *bootstrap_verdict(s, now, grace))
+            for s in bootstrap_states(pending, facts.pods, jobs)]
+
+
 def verify_cluster(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, *, data_check: bool = True,
-                   data_rows: int = DATA_CHECK_ROWS, table: str | None = None) -> VerificationReport:
+                   data_rows: int = DATA_CHECK_ROWS, table: str | None = None,
+                   bootstrap_grace: float | None = None) -> VerificationReport:
     """Every check of the issue, on every node of `namespace`; never raises for drift.
 
     Per node: pod Ready, Service ClusterIP, reachable, version; on gc and every
     coordinator: pgxc_node against Kubernetes; every node's agtm_host and the custom
     ConfigMap's against gc's Service; then (data_check) a write/read touching every datanode.
+    With `bootstrap_grace` (the nightly verification), also whether the operator finished
+    bootstrapping every node (core.bootstrap).
     """
     facts = discover(kube, namespace)
     findings = discovery_findings(facts)
+    if bootstrap_grace is not None:
+        findings += bootstrap_checks(kube, facts, bootstrap_grace)
     if facts.partial_topology is not None:
         identities = _identities(antdb, facts.partial_topology, findings)
         findings += _agtm_checks(kube, facts, identities)
