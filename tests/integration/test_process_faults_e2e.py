@@ -186,30 +186,28 @@ def test_operator_restarted_mid_deploy_the_deploy_completes(module_cluster):
     before = operator_pod(cluster)
     processes_before = len(cluster.sim.operators.processes)
 
-    def restart_operator(event_type: str, obj: dict) -> None:   # as create_nodes posts the first datanode
-        meta = obj.get("metadata") or {}
-        if (event_type == "ADDED" and obj.get("kind") == "Pgcluster" and meta.get("namespace") == NS_PGO
-                and meta.get("name") == "dn1"):
-            cluster.store.remove_listener(restart_operator)
-            cluster.store.delete("v1", "Pod", "pgo", before["metadata"]["name"])
+    def restart_operator() -> None:  # as write_custom_config reads the ConfigMap: gc is up, no other node yet
+        cluster.store.delete("v1", "Pod", "pgo", before["metadata"]["name"])
+        old = cluster.sim.operators.processes[:processes_before]
+        wait_until(lambda: not any(p.alive() for p in old), 30, "the old operator process to be stopped")
 
-    cluster.store.add_listener(restart_operator)
-    try:
-        run = cluster.run_dag("deploy_antdb", conf(NS_PGO))
-    finally:
-        cluster.store.remove_listener(restart_operator)
+    fault = cluster.api.faults.before(restart_operator, methods={"GET"}, user=AIRFLOW,
+                                      path=rf"/namespaces/{NS_PGO}/configmaps/pgo-custom-antdb-config$")
 
+    run = cluster.run_dag("deploy_antdb", conf(NS_PGO))
+
+    assert fault.hits and not fault.errors, fault.errors or "write_custom_config never read its ConfigMap"
     assert operator_pod(cluster)["metadata"]["uid"] != before["metadata"]["uid"], "the operator pod was replaced"
     assert len(cluster.sim.operators.processes) > processes_before, "a new operator process was started"
     assert run.state == "success"
     assert_cluster_is_whole(cluster, NS_PGO)
     write_rows(cluster, NS_PGO)
     assert counted_everywhere(cluster, NS_PGO) == {h: ROWS for h in HOLDERS}
-    # The restarted operator bootstraps (stanza, first backup, Initialized) what it was first told of
-    # (cn1, dn2). 4.2.1 acts only on a pod's transition to Ready and a Job's completion event, so a
-    # node whose chain the old process was in the middle of (gc, perhaps dn1) may stay Processed,
-    # its database whole (asserted above) but without a backup: the next test finds and repairs it.
-    wait_until(lambda: operator_idle(cluster, NS_PGO, {"cn1", "dn2"}), 180, "the restarted operator's bootstrap")
+    # The new process bootstraps (stanza, first backup, Initialized) every node created after it started.
+    # 4.2.1 acts only on a pod's transition to Ready and a Job's completion event, so gc, whose chain the
+    # old process was in the middle of, may stay Processed, its database whole (asserted above) but
+    # without a backup: the next test finds and repairs it.
+    wait_until(lambda: operator_idle(cluster, NS_PGO, {"cn1", "dn1", "dn2"}), 180, "the restarted operator's bootstrap")
     states = pgcluster_states(cluster, NS_PGO)
     print("Pgcluster states after the operator restart:", states)
     assert set(states.values()) <= {"pgcluster Initialized", "pgcluster Processed"}, states
