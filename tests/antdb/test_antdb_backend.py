@@ -73,6 +73,19 @@ def _retry(fn, timeout: float = 60.0):
             time.sleep(1.0)
 
 
+def _snapshot_taken(name: str) -> None:
+    """A query on `name` itself, which needs a snapshot from its stream from gc.
+
+    AntDB a8a0374 (upstream, not this package): a node whose snapshot stream reconnects to a
+    restarted gc after a coordinator's transaction committed starts from gc's own last
+    completed xid, so it waits for that commit to "start" and fails reading its rows
+    ("local committed but global uncommitted transaction") until a later commit. Waiting
+    for every node's stream before writing is what a restart needs.
+    """
+    with _connect(name) as conn:
+        conn.execute("SELECT count(*) FROM pg_class").fetchone()
+
+
 def _count(name: str, table: str = "test01") -> int:
     with _connect(name) as conn:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -151,9 +164,12 @@ def test_cluster_survives_gc_restart(loaded):
     loaded.stop_node(NAMESPACE, "gc")
     with pytest.raises(psycopg.OperationalError):
         _connect("gc").close()
-    with pytest.raises(psycopg.Error, match="GTMCOORD"):
-        _count("cn1")  # every query needs a GTM snapshot
+    for name in ("cn1", "dn1", "dn2"):
+        with pytest.raises(psycopg.Error, match="GTMCOORD"):
+            _snapshot_taken(name)  # every query on every node needs a GTM snapshot
     loaded.start_node(_spec("gc"))
+    for name in NODES:
+        _retry(lambda: _snapshot_taken(name))  # each node's snapshot stream is back
     assert _retry(lambda: _count("gc")) == ROWS
     assert _retry(lambda: _per_datanode("cn1")) == before
     with _connect("cn1") as conn:

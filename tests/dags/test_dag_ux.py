@@ -72,3 +72,37 @@ def test_the_schedule_does_not_depend_on_create_cron_data_intervals(monkeypatch)
     info = scheduler_dag.next_dagrun_info(last_automated_run_info=None)
     assert type(scheduler_dag.timetable).__name__ == "CronTriggerTimetable"
     assert info.run_after == _next_two_am(now)
+
+
+def test_forms_survive_serialization_unchanged_and_shared_schemas_refuse_changes(dagbag):
+    """Every task shares its DAG's form schemas (parse cost; see operators/wiring.py): the form the
+    scheduler and UI read back is still exactly the schema table, and the form still refuses bad input."""
+    import json
+    import pickle
+
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from antdb_k8s.core.defaults import DEFAULTS
+    from antdb_k8s.core.params import PARAM_SCHEMAS
+
+    dag = dagbag.dags["deploy_antdb"]
+    served = DagSerialization.from_dict(json.loads(json.dumps(DagSerialization.to_dict(dag))))
+    for key, table in PARAM_SCHEMAS.items():
+        param = served.params.get_param(key)
+        expected = {k: v for k, v in table.items() if k not in ("default", "description")}
+        assert json.loads(json.dumps(param.schema)) == expected, key
+        assert param.description == table["description"], key
+    task = dag.get_task("preflight")
+    assert task.params.get_param("images").schema is dag.params.get_param("images").schema
+    shared = dag.params.get_param("storage").schema
+    assert pickle.loads(pickle.dumps(shared)) == shared and type(pickle.loads(pickle.dumps(shared))) is dict
+    with pytest.raises(TypeError, match="cannot be changed in place"):
+        shared["properties"]["dn"]["properties"]["size"]["pattern"] = ".*"
+    with pytest.raises(TypeError, match="cannot be changed in place"):
+        dag.params.get_param("prepare_hosts").schema["enum"].append("reboot")
+    form = ParamsDict(dag.params)
+    with pytest.raises(ParamValidationError, match="reboot"):
+        form["prepare_hosts"] = "reboot"
+    assert dag.params.get_param("prepare_hosts").resolve() == DEFAULTS["prepare_hosts"]

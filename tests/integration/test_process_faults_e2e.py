@@ -232,3 +232,48 @@ def test_nightly_verification_names_the_unfinished_bootstrap_and_repair_full_rer
         assert any(c["type"] == "Complete" and c["status"] == "True" for c in conditions), node
     assert_cluster_is_whole(cluster, NS_PGO)
     assert counted_everywhere(cluster, NS_PGO) == {h: ROWS for h in HOLDERS}
+
+
+# --- the postgres-operator stopped while it creates a node -----------------------------
+
+NS_ABANDONED = "antdb-creation-abandoned"
+OPERATOR = "system:serviceaccount:pgo:postgres-operator"
+
+
+def test_operator_stopped_while_creating_a_node_the_deploy_says_so_and_a_rerun_finishes_it(module_cluster):
+    """4.2.1 marks a Pgcluster Processed, then creates its Deployment. Stopped in between, the node is never
+    made: the new process skips Processed Pgclusters. The deploy's wait names it; a re-run re-creates it."""
+    from tests.integration.test_run_visibility import run_note
+
+    cluster = module_cluster
+    before = operator_pod(cluster)
+    processes_before = len(cluster.sim.operators.processes)
+
+    def stop_operator() -> None:  # as the operator marks a cn/dn Pgcluster Processed, before anything else of it
+        cluster.store.delete("v1", "Pod", "pgo", before["metadata"]["name"])
+        old = cluster.sim.operators.processes[:processes_before]
+        wait_until(lambda: not any(p.alive() for p in old), 30, "the old operator process to be stopped")
+
+    fault = cluster.operator_api.faults.before(stop_operator, methods={"PATCH"}, user=OPERATOR,
+                                      path=rf"/namespaces/{NS_ABANDONED}/pgclusters/(cn|dn)[0-9]+$")
+    short = {**conf(NS_ABANDONED), "timeouts": {"gc_ready": 300, "nodes_ready": 90, "poke_interval": 1}}
+
+    failed = cluster.run_dag("deploy_antdb", short)
+
+    assert fault.hits and not fault.errors, fault.errors or "the operator never marked a node Processed"
+    node = fault.hits[0].rsplit("/", 1)[1]
+    assert pgcluster_states(cluster, NS_ABANDONED)[node] == "pgcluster Processed"
+    assert cluster.get("apps/v1", "Deployment", NS_ABANDONED, node) is None, "the operator never made it"
+    assert failed.state == "failed"
+    assert f"Pgcluster {node} is 'pgcluster Processed' with no Deployment" in run_note(failed), run_note(failed)
+    old_uid = cluster.get("crunchydata.com/v1", "Pgcluster", NS_ABANDONED, node)["metadata"]["uid"]
+
+    rerun = cluster.run_dag("deploy_antdb", short)
+
+    assert rerun.state == "success"
+    created = {r["node"]: r["action"] for r in cluster.mapped_xcoms(rerun, "create_nodes")}
+    assert created[node] == "re-created" and set(created.values()) - {"re-created"} <= {"exists"}, created
+    assert cluster.get("crunchydata.com/v1", "Pgcluster", NS_ABANDONED, node)["metadata"]["uid"] != old_uid
+    assert_cluster_is_whole(cluster, NS_ABANDONED)
+    write_rows(cluster, NS_ABANDONED)
+    assert counted_everywhere(cluster, NS_ABANDONED) == {h: ROWS for h in HOLDERS}

@@ -111,6 +111,17 @@ class TestCluster(World):
             row = session.execute(query.with_only_columns(XComModel.value)).first()
         return None if row is None else XComModel.deserialize_value(row)
 
+    def mapped_xcoms(self, run, task_id: str, key: str = "return_value") -> list:
+        """The XCom `key` of every map index of the mapped `task_id` in `run`, in map-index order."""
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key,
+                                       map_indexes=None)
+            rows = session.execute(query.with_only_columns(XComModel.map_index, XComModel.value)).all()
+        return [XComModel.deserialize_value(row) for row in sorted(rows, key=lambda r: r.map_index)]
+
 
 def run_dag(dag_id: str, conf: dict | None = None):
     """Run a DAG to completion in this process with `dag.test()`; returns the DagRun."""

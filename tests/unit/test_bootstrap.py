@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from antdb_k8s.core.bootstrap import (
     INITIALIZED,
+    PROCESSED,
     BootstrapJob,
     BootstrapState,
     bootstrap_states,
     bootstrap_verdict,
+    creation_abandoned,
     epoch,
     rerun_steps,
 )
@@ -65,6 +67,24 @@ def test_states_pair_each_node_with_its_primary_pod_and_its_own_jobs_only():
     assert states["dn1"].jobs == (BootstrapJob("backrest-backup-dn1", True, T0 + 1),)
 
 
-def test_rerun_deletes_only_the_stanza_records():
+def test_rerun_deletes_only_the_records_of_the_stanza_and_the_first_backup():
     assert rerun_steps("cn2") == [("crunchydata.com/v1", "Pgtask", "cn2-stanza-create"),
-                                  ("batch/v1", "Job", "cn2-stanza-create")]
+                                  ("batch/v1", "Job", "cn2-stanza-create"),
+                                  ("crunchydata.com/v1", "Pgtask", "backrest-backup-cn2"),
+                                  ("batch/v1", "Job", "backrest-backup-cn2")]
+
+
+def _pgcluster(state: str | None, created: str = "2026-12-02T13:00:00Z") -> dict:
+    return {"metadata": {"name": "dn1", "creationTimestamp": created}, **({"status": {"state": state}} if state else {})}
+
+
+def test_an_abandoned_creation_is_processed_without_a_deployment_for_longer_than_the_grace():
+    assert creation_abandoned(_pgcluster(PROCESSED), has_deployment=False, now=T0 + 60, grace=60)
+    assert not creation_abandoned(_pgcluster(PROCESSED), has_deployment=False, now=T0 + 59, grace=60), \
+        "the operator makes the Deployment just after marking Processed: young ones are pending"
+    assert not creation_abandoned(_pgcluster(PROCESSED), has_deployment=True, now=T0 + 600, grace=60)
+    assert not creation_abandoned(_pgcluster(None), has_deployment=False, now=T0 + 600, grace=60), \
+        "no status: the operator has not seen it yet (not running, or another installation)"
+    assert not creation_abandoned(_pgcluster(INITIALIZED), has_deployment=False, now=T0 + 600, grace=60)
+    assert not creation_abandoned({"metadata": {"name": "dn1"}, "status": {"state": PROCESSED}},
+                                  has_deployment=False, now=T0 + 600, grace=60)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping
 
+from antdb_k8s.core.clone import backup_task_name
 from antdb_k8s.core.readiness import is_primary_database_pod
 
 INITIALIZED = "pgcluster Initialized"
@@ -64,8 +65,9 @@ def bootstrap_verdict(facts: BootstrapState, now: float, grace: float = BOOTSTRA
     return False, (f"the postgres-operator never finished bootstrapping {facts.node}: Pgcluster state "
                    f"{facts.state!r}, nothing moved for {idle:.0f}s (Jobs done: {done}), so it has no first "
                    f"pgBackRest backup and cannot be cloned. The operator takes each step on an event only, and "
-                   f"misses it when it restarts at that moment. repair=full re-runs the bootstrap (deletes Pgtask "
-                   f"and Job {stanza_task_name(facts.node)}, then restarts the node's pod)")
+                   f"misses it when it restarts at that moment. repair=full re-runs the bootstrap (deletes the Pgtasks "
+                   f"and Jobs {stanza_task_name(facts.node)} and {backup_task_name(facts.node)}, then restarts the "
+                   f"node's pod)")
 
 
 def epoch(stamp: str) -> float:
@@ -114,5 +116,33 @@ def bootstrap_states(states: Mapping[str, str], pods: Iterable[Mapping], jobs: I
 def rerun_steps(node: str) -> list[tuple[str, str, str]]:
     """(apiVersion, kind, name) to delete before restarting the node's pod, so the operator,
     seeing the pod turn Ready with no stanza Pgtask, runs stanza-create, the first backup and
-    Initialized again. Deleting them removes no data: the Pgtask and Job only record the step."""
-    return [("crunchydata.com/v1", "Pgtask", stanza_task_name(node)), ("batch/v1", "Job", stanza_task_name(node))]
+    Initialized again. The first backup's records go too: a process stopped after creating that
+    Pgtask leaves it behind, and the re-run's backup then fails on "already exists" (seen with
+    the real operator). Deleting them removes no data: Pgtasks and Jobs only record the steps,
+    backups live in the pgBackRest repository."""
+    records = [("crunchydata.com/v1", "Pgtask"), ("batch/v1", "Job")]
+    return [(api, kind, name) for name in (stanza_task_name(node), backup_task_name(node)) for api, kind in records]
+
+
+PROCESSED = "pgcluster Processed"
+
+
+def creation_abandoned(pgcluster: Mapping, has_deployment: bool, now: float, grace: float) -> bool:
+    """Did the postgres-operator stop while creating this node, so that it never will?
+
+    4.2.1 marks a Pgcluster `pgcluster Processed` first and creates its Deployment after; a
+    process that dies in between leaves a Processed Pgcluster with no Deployment, and every
+    later process skips Processed ones. Normal creation shows the same for a moment, so only
+    a Pgcluster older than `grace` seconds counts (the deploy passes its readiness timeout).
+    """
+    if has_deployment or ((pgcluster.get("status") or {}).get("state") or "") != PROCESSED:
+        return False
+    created = (pgcluster.get("metadata") or {}).get("creationTimestamp")
+    return bool(created) and now - epoch(created) >= grace
+
+
+def abandoned_creation_line(node: str) -> str:
+    """What a readiness timeout says about a node `creation_abandoned` judged, and what to do."""
+    return (f"Pgcluster {node} is {PROCESSED!r} with no Deployment: the postgres-operator stopped while creating "
+            f"it, and 4.2.1 never resumes a Processed Pgcluster. Re-run deploy_antdb with the same conf: it "
+            f"deletes and re-creates Pgcluster {node} (a data volume already made for it is kept)")

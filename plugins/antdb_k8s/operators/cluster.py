@@ -98,6 +98,8 @@ class CreatePgclusterOperator(AntDBBaseOperator):
     """Create one node's Pgcluster if it is missing; report (never patch) a differing spec.
 
     The v4 operator ignores spec updates, so patching would only pretend to change a node.
+    One the operator abandoned half made (Processed, no Deployment, older than the node's
+    readiness timeout) is created again: see services/nodes.py.
     """
 
     template_fields = ("node_name",)
@@ -117,7 +119,10 @@ class CreatePgclusterOperator(AntDBBaseOperator):
         if spec.dry_run:
             show_manifests(self, context, [manifest], verb="create")
             return {"node": name, "action": "dry-run"}
-        action, live = self.kube.ensure(manifest)
+        from antdb_k8s.services.nodes import ensure_pgcluster
+
+        abandoned_after = spec.timeouts["gc_ready" if name == "gc" else "nodes_ready"]
+        action, live = ensure_pgcluster(self.kube, manifest, abandoned_after=abandoned_after)
         drift = spec_drift(live.get("spec") or {}, manifest["spec"]) if action == "exists" else []
         for line in drift:
             self.log.warning("Pgcluster %s differs from the conf (not changed; the operator does not reconcile): %s",

@@ -18,13 +18,67 @@ BASE_TAGS = ("antdb", "kubernetes")
 DAY2 = "day-2"
 
 
+def _refuse_change(self: Any, *args: Any, **kwargs: Any) -> None:
+    raise TypeError("a DAG form's schema is shared by every task of the DAG and cannot be changed in place: "
+                    "build a new schema (core.params) and a new Param from it")
+
+
+class _Shared:
+    """A read-only part of a form's schema that every copy of the form shares.
+
+    Airflow deep-copies a DAG's params once per constructor level of every task (about 36
+    copies for deploy_antdb), and copying the schemas was most of the cost of parsing the
+    DAG file. Nothing in Airflow changes a schema, so copies share it; changing one in place
+    raises instead of silently changing every task's form. Pickles as the plain container.
+    """
+
+    __slots__ = ()
+    _plain: type = object
+
+    def __copy__(self) -> _Shared:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Shared:
+        return self
+
+    def __reduce__(self) -> tuple:
+        return self._plain, (self._plain(self),)
+
+
+class _SharedDict(_Shared, dict):
+    __slots__ = ()
+    _plain = dict
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse_change
+
+
+class _SharedList(_Shared, list):
+    __slots__ = ()
+    _plain = list
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = clear = extend = insert = pop = remove = \
+        reverse = sort = _refuse_change
+
+
+def shared_schema(value: Any) -> Any:
+    """`value` with every dict and list in it, at any depth, made shared and read-only."""
+    if isinstance(value, dict):
+        return _SharedDict({key: shared_schema(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return _SharedList(shared_schema(item) for item in value)
+    return value
+
+
 def build_params(schemas: Mapping[str, dict], defaults: Mapping[str, Any] | None = None) -> dict[str, Param]:
-    """One `Param` per schema; the default is `defaults[key]`, else the schema's own `default`."""
+    """One `Param` per schema; the default is `defaults[key]`, else the schema's own `default`.
+
+    The schema (everything but `default` and `description`) is shared by every copy of the
+    Param (see `_SharedDict`); the default is the Param's own copy, as Airflow expects.
+    """
     params = {}
     for key, schema in schemas.items():
-        rest = {k: v for k, v in schema.items() if k != "default"}
+        rest = {k: v for k, v in schema.items() if k not in ("default", "description")}
         default = defaults[key] if defaults is not None and key in defaults else schema.get("default")
-        params[key] = Param(copy.deepcopy(default), **copy.deepcopy(rest))
+        params[key] = Param(copy.deepcopy(default), description=schema.get("description"),
+                            schema=shared_schema(rest))
     return params
 
 

@@ -88,6 +88,19 @@ class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
                           lambda poll, waited: describe_timeout(self.hook, self.namespace, seen["report"],
                                                                 time.time() - started), what=", ".join(self.node_list))
 
+    def _abandoned_lines(self, context: Any) -> list[str]:
+        """After the trigger timed out: nodes the operator stopped creating (the trigger has no sync hook)."""
+        from antdb_k8s.hooks.errors import KubeError
+        from antdb_k8s.services.discovery import abandoned_lines, read_readiness
+
+        self._configure(context)
+        try:
+            report = read_readiness(self.hook, self.namespace, self.node_list)
+            return abandoned_lines(self.hook, self.namespace, report, waited=self.timeout)
+        except KubeError as exc:  # the timeout is the failure; this would only have explained it
+            self.log.warning("could not read why nodes in %s have no pod: %s", self.namespace, exc)
+            return []
+
     def execute_complete(self, context: Any, event: dict | None = None) -> dict:
         if event and event.get("status") == "refused":
             from antdb_k8s.hooks.errors import KubeRefused
@@ -95,6 +108,7 @@ class AntDBNodesReadySensor(TaskErrorsMixin, BaseSensorOperator):
             raise KubeRefused(int(event.get("code") or 403), "Refused",
                               event.get("message") or "the Kubernetes API refused the readiness watch")
         if not event or event.get("status") != "success":
-            raise TimeoutError((event or {}).get("message") or "readiness trigger ended without an event")
+            message = (event or {}).get("message") or "readiness trigger ended without an event"
+            raise TimeoutError("\n".join([message, *self._abandoned_lines(context)]))
         self.log.info("%s", event["message"])
         return {"status": "ready", "nodes": event.get("ready", [])}

@@ -108,4 +108,20 @@ def read_readiness(kube: "AntDBKubeHook", namespace: str, nodes: Iterable[str]) 
 def describe_timeout(kube: "AntDBKubeHook", namespace: str, report: ReadinessReport, waited: float) -> str:
     """The readiness timeout message: every node not Ready, its pod and that pod's last events."""
     events = {n.pod: kube.events_for(namespace, n.pod) for n in report.not_ready if n.pod}
-    return format_timeout_report(report, events, waited)
+    return "\n".join([format_timeout_report(report, events, waited), *abandoned_lines(kube, namespace, report, waited)])
+
+
+def abandoned_lines(kube: "AntDBKubeHook", namespace: str, report: ReadinessReport, waited: float) -> list[str]:
+    """For the nodes with no pod: those whose creation the operator abandoned, and what to do.
+
+    Read only when a wait has timed out (one Pgcluster and one Deployment read per podless node).
+    """
+    from antdb_k8s.core.bootstrap import abandoned_creation_line
+    from antdb_k8s.services.nodes import abandoned_by_operator
+
+    lines = []
+    for node in (n.node for n in report.not_ready if not n.pod):
+        pgcluster = kube.get(CRUNCHY_API, "Pgcluster", node, namespace)
+        if pgcluster is not None and abandoned_by_operator(kube, pgcluster, grace=waited):
+            lines.append(f"  {abandoned_creation_line(node)}")
+    return lines

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from antdb_k8s.core.bootstrap import rerun_steps, stanza_task_name
+from antdb_k8s.core.bootstrap import rerun_steps
 from antdb_k8s.core.bounds import REPAIR_LEVELS
 from antdb_k8s.core.manifests import (
     CUSTOM_CONFIG_NAME,
@@ -179,20 +179,22 @@ def move_to_gc_address(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, *,
 
 def rerun_bootstraps(kube: AntDBKubeHook, antdb: AntDBHook, namespace: str, nodes: list[str], *,
                      timeout: float = 300.0, poll: float = 2.0) -> list[str]:
-    """The bootstrap half of `repair: full`: per node, its stanza Pgtask and Job deleted, then its
+    """The bootstrap half of `repair: full`: per node, its stanza and first-backup Pgtasks and Jobs deleted, then its
     pod restarted; seeing the new pod turn Ready with no stanza Pgtask, the operator runs
     stanza-create, the first backup and Initialized again. One node at a time, each answering
     before the next; the backup itself goes on after this returns (the final check sees it)."""
     topology = _complete_topology(kube, namespace)
     actions = []
     for name in nodes:
-        for api_version, kind, obj in rerun_steps(name):
+        steps = rerun_steps(name)
+        for api_version, kind, obj in steps:
             kube.delete(api_version, kind, obj, namespace)
         address = topology.by_name(name)
         pod = restart_node_pod(kube, namespace, name, lambda a=address: bool(antdb.identity(a)), timeout=timeout,
                                poll=poll)
-        actions.append(f"{name}: bootstrap re-run: Pgtask and Job {stanza_task_name(name)} deleted, pod restarted "
-                       f"({pod}); the operator now creates its stanza and first backup")
+        records = ", ".join(dict.fromkeys(obj for _, _, obj in steps))
+        actions.append(f"{name}: bootstrap re-run: Pgtasks and Jobs {records} deleted, pod restarted ({pod}); "
+                       "the operator now creates its stanza and first backup")
     return actions
 
 
