@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterable, Mapping
 
+from antdb_k8s.core.bootstrap import abandoned_creation_line
 from antdb_k8s.core.readiness import ReadinessReport, assess_readiness, format_timeout_report
 from antdb_k8s.core.topology import NodeRole, Topology, TopologyError, members_from_pgclusters, topology_from_services
+from antdb_k8s.services.nodes import abandoned_by_operator
 
 if TYPE_CHECKING:  # the hook module loads the Kubernetes client: not at import time
     from antdb_k8s.hooks.kube import AntDBKubeHook
@@ -116,9 +118,6 @@ def abandoned_lines(kube: "AntDBKubeHook", namespace: str, report: ReadinessRepo
 
     Read only when a wait has timed out (one Pgcluster and one Deployment read per podless node).
     """
-    from antdb_k8s.core.bootstrap import abandoned_creation_line
-    from antdb_k8s.services.nodes import abandoned_by_operator
-
     lines = []
     for node in (n.node for n in report.not_ready if not n.pod):
         pgcluster = kube.get(CRUNCHY_API, "Pgcluster", node, namespace)

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from antdb_k8s.core.bootstrap import creation_abandoned
-from antdb_k8s.services.discovery import CRUNCHY_API
+from antdb_k8s.core.scale import CRUNCHY_API
 from antdb_k8s.services.wait import wait_for
 
 if TYPE_CHECKING:
@@ -32,12 +32,10 @@ def abandoned_by_operator(kube: "AntDBKubeHook", pgcluster: Mapping, grace: floa
     The Deployment is read only for a Pgcluster that would count without one, so a re-run over
     a healthy cluster (every Pgcluster Initialized) costs no extra request.
     """
-    moment = now()
-    if not creation_abandoned(pgcluster, False, moment, grace):
+    if not creation_abandoned(pgcluster, False, now(), grace):
         return False
     meta = pgcluster["metadata"]
-    deployment = kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"])
-    return creation_abandoned(pgcluster, deployment is not None, moment, grace)
+    return kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"]) is None
 
 
 def ensure_pgcluster(kube: "AntDBKubeHook", manifest: Mapping, *, abandoned_after: float,
