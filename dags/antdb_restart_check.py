@@ -1,4 +1,4 @@
-"""antdb_restart_check: the runbook's pod-restart check (section 3) as one run. Wiring only.
+"""antdb_restart_check: the runbook's pod-restart check (section 3) as one Airflow DAG. Wiring only.
 
 ### Restart check: a pod restart must change nothing
 
@@ -19,8 +19,6 @@ The before/after table is in the `assert_unchanged` log; the summary is in XCom.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
 from antdb_k8s.operators.restart_check import (
     AssertUnchangedOperator,
     DropCheckTableOperator,
@@ -29,12 +27,12 @@ from antdb_k8s.operators.restart_check import (
     RestartPrecheckOperator,
     RestartSummaryOperator,
 )
-from antdb_k8s.operators.wiring import dag_settings
+from antdb_k8s.operators.wiring import antdb_dag
 
-with DAG(**dag_settings(
+with antdb_dag(
     "antdb_restart_check", "check", __doc__,
     description="Prove a database pod restart changes nothing: topology, pgxc_node, row counts",
-)) as dag:
+) as dag:
     precheck = RestartPrecheckOperator(task_id="precheck", retries=0)
     record = RecordClusterOperator(task_id="record")
     # No retries from here to the verdict: a retried restart would delete pods it already replaced.

@@ -19,7 +19,7 @@ coordinator (in parallel) → **smoke test** → **summary**.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, XComArg
+from airflow.sdk import XComArg
 
 from antdb_k8s.operators.cluster import (
     CollectTopologyOperator,
@@ -33,14 +33,14 @@ from antdb_k8s.operators.platform import EnsurePgoOperator, PrepareHostsOperator
 from antdb_k8s.operators.preflight import PreflightOperator
 from antdb_k8s.operators.smoke import AntDBSmokeTestOperator
 from antdb_k8s.operators.spec import DeploySummaryOperator, ValidateSpecOperator
-from antdb_k8s.operators.wiring import dag_settings
+from antdb_k8s.operators.wiring import antdb_dag
 from antdb_k8s.sensors.readiness import AntDBNodesReadySensor
 
-with DAG(**dag_settings(
+with antdb_dag(
     "deploy_antdb", "deploy", __doc__, day2=False,
     description="Deploy an AntDB cluster (gc, coordinators, datanodes) on Kubernetes through the postgres-operator; "
                 "dry_run shows every manifest",
-)) as dag:
+) as dag:
     validate = ValidateSpecOperator(task_id="validate", retries=0)
     preflight = PreflightOperator(task_id="preflight", retries=0)
     prepare_hosts = PrepareHostsOperator(task_id="prepare_hosts")

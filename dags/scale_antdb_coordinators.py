@@ -1,4 +1,4 @@
-"""scale_antdb_coordinators: add or remove AntDB coordinators. Wiring only: no I/O at parse time.
+"""scale_antdb_coordinators: an Airflow DAG that adds or removes AntDB coordinators. Wiring only: no I/O at parse time.
 
 ### Scale AntDB coordinators (manual)
 
@@ -24,8 +24,6 @@ Set **coordinators** to the count the cluster should have: **plan** → **clone 
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
 from antdb_k8s.operators.clone import CloneCoordinatorsOperator
 from antdb_k8s.operators.scale import (
     PlanScaleOperator,
@@ -33,12 +31,12 @@ from antdb_k8s.operators.scale import (
     RemoveCoordinatorsOperator,
     VerifyScaleOperator,
 )
-from antdb_k8s.operators.wiring import dag_settings
+from antdb_k8s.operators.wiring import antdb_dag
 
-with DAG(**dag_settings(
+with antdb_dag(
     "scale_antdb_coordinators", "scale", __doc__,
     description="Add or remove AntDB coordinators (clone of cn1 / drop from pgxc_node everywhere)",
-)) as dag:
+) as dag:
     plan = PlanScaleOperator(task_id="plan", retries=0)
     clone = CloneCoordinatorsOperator(task_id="clone_new_coordinators", plan=plan.output)
     reconcile = ReconcileScaleOperator(task_id="reconcile_pgxc_node", plan=plan.output)

@@ -1,4 +1,4 @@
-"""teardown_antdb: delete one deployed AntDB cluster, keeping its data unless asked. Wiring only.
+"""teardown_antdb: delete one deployed AntDB cluster, keeping its data unless asked (an Airflow DAG). Wiring only.
 
 ### Tear down an AntDB cluster
 
@@ -21,15 +21,13 @@ set, never by the deploy conf. Other objects in the namespace are left alone.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
 from antdb_k8s.operators.teardown import ConfirmTeardownOperator, TeardownClusterOperator
-from antdb_k8s.operators.wiring import dag_settings
+from antdb_k8s.operators.wiring import antdb_dag
 
-with DAG(**dag_settings(
+with antdb_dag(
     "teardown_antdb", "teardown", __doc__,
     description="Delete one AntDB cluster from a namespace, keeping its data unless delete_data is true",
-)) as dag:
+) as dag:
     confirm = ConfirmTeardownOperator(task_id="confirm", retries=0)
     teardown = TeardownClusterOperator(task_id="teardown")
 

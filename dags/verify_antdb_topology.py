@@ -42,7 +42,7 @@ this file and pass any Airflow notifier as well (or instead), e.g.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import CronTriggerTimetable
 
 from antdb_k8s.operators.repair import RepairTopologyOperator
 from antdb_k8s.operators.verify import (
@@ -52,15 +52,15 @@ from antdb_k8s.operators.verify import (
     final_verify_kwargs,
     notify_drift,
 )
-from antdb_k8s.operators.wiring import dag_settings
+from antdb_k8s.operators.wiring import antdb_dag
 
-with DAG(**dag_settings(
+with antdb_dag(
     "verify_antdb_topology", "verify", __doc__, retry_delay=30, exponential=False,
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
     task_failure_callback=notify_drift,
     description="Nightly: compare a deployed AntDB cluster with Kubernetes (pgxc_node, agtm_host, data); "
                 "optionally repair",
-)) as dag:
+) as dag:
     clusters = DeployedClustersOperator(task_id="clusters")
     verify = VerifyTopologyOperator.partial(task_id="verify", map_index_template=MAP_INDEX_TEMPLATE).expand(
         namespace=clusters.output)

@@ -75,12 +75,13 @@ def test_the_schedule_does_not_depend_on_create_cron_data_intervals(monkeypatch)
 
 
 def test_forms_survive_serialization_unchanged_and_shared_schemas_refuse_changes(dagbag):
-    """Every task shares its DAG's form schemas (parse cost; see operators/wiring.py): the form the
-    scheduler and UI read back is still exactly the schema table, and the form still refuses bad input."""
+    """The form lives on the DAG only and its schemas are shared read-only (parse cost; see
+    operators/wiring.py): the form the scheduler and UI read back is still exactly the schema table,
+    a task running gets every field of it, and the form still refuses bad input."""
     import json
     import pickle
 
-    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.definitions.param import ParamsDict, process_params
     from airflow.sdk.exceptions import ParamValidationError
     from airflow.serialization.serialized_objects import DagSerialization
 
@@ -95,7 +96,12 @@ def test_forms_survive_serialization_unchanged_and_shared_schemas_refuse_changes
         assert json.loads(json.dumps(param.schema)) == expected, key
         assert param.description == table["description"], key
     task = dag.get_task("preflight")
-    assert task.params.get_param("images").schema is dag.params.get_param("images").schema
+    assert not task.params  # built before the form was attached: no per-task copy
+    serialized_tasks = [t.get("__var", t) for t in DagSerialization.to_dict(dag)["dag"]["tasks"]]
+    assert len(serialized_tasks) == len(dag.tasks) and not any("params" in t for t in serialized_tasks)
+    running = process_params(dag, task, {"namespace": "antdb-ux"}, suppress_exception=False)
+    assert set(running) == set(PARAM_SCHEMAS) and running["namespace"] == "antdb-ux"
+    assert running["prepare_hosts"] == DEFAULTS["prepare_hosts"]
     shared = dag.params.get_param("storage").schema
     assert pickle.loads(pickle.dumps(shared)) == shared and type(pickle.loads(pickle.dumps(shared))) is dict
     with pytest.raises(TypeError, match="cannot be changed in place"):

@@ -20,6 +20,7 @@ from typing import Iterable, Mapping
 
 from antdb_k8s.core.clone import backup_task_name
 from antdb_k8s.core.readiness import is_primary_database_pod
+from antdb_k8s.core.topology import CRUNCHY_API
 
 INITIALIZED = "pgcluster Initialized"
 BOOTSTRAP_GRACE = 300.0   # seconds without progress before a node's bootstrap counts as stuck
@@ -120,7 +121,7 @@ def rerun_steps(node: str) -> list[tuple[str, str, str]]:
     Pgtask leaves it behind, and the re-run's backup then fails on "already exists" (seen with
     the real operator). Deleting them removes no data: Pgtasks and Jobs only record the steps,
     backups live in the pgBackRest repository."""
-    records = [("crunchydata.com/v1", "Pgtask"), ("batch/v1", "Job")]
+    records = [(CRUNCHY_API, "Pgtask"), ("batch/v1", "Job")]
     return [(api, kind, name) for name in (stanza_task_name(node), backup_task_name(node)) for api, kind in records]
 
 

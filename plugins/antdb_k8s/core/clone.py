@@ -36,8 +36,7 @@ import yaml
 
 from antdb_k8s.core.names import require_dns1123_label
 from antdb_k8s.core.scale import pgtask_spec
-
-CRUNCHY_API = "crunchydata.com/v1"
+from antdb_k8s.core.topology import CRUNCHY_API
 TASK_COMPLETED = "completed"                 # apis/cr/v1/common.go CompletedStatus
 JOB_COMPLETED = "job completed"              # apis/cr/v1/common.go JobCompletedStatus
 TASK_PROCESSED = "pgtask Processed"          # apis/cr/v1/task.go PgtaskStateProcessed

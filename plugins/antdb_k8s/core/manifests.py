@@ -15,7 +15,7 @@ import yaml
 
 from antdb_k8s.core.names import require_dns1123_label, require_dns1123_subdomain
 from antdb_k8s.core.spec import ClusterSpec
-from antdb_k8s.core.topology import NodeRole
+from antdb_k8s.core.topology import CRUNCHY_API, NodeRole
 
 INCLUDE_DIR = Path(__file__).resolve().parents[3] / "include"
 CUSTOM_CONFIG_NAME = "pgo-custom-antdb-config"
@@ -109,7 +109,7 @@ def pgcluster_manifest(spec: ClusterSpec, name: str) -> dict:
     }
     backrest = _storage_block(spec, role, "")
     return {
-        "apiVersion": "crunchydata.com/v1",
+        "apiVersion": CRUNCHY_API,
         "kind": "Pgcluster",
         "metadata": {"name": name, "namespace": spec.namespace, "labels": labels},
         "spec": {

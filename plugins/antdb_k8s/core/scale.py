@@ -21,9 +21,8 @@ from typing import Iterable, Mapping
 from antdb_k8s.core.bounds import MAX_COORDINATORS
 from antdb_k8s.core.defaults import SCALE_TIMEOUTS as DEFAULT_TIMEOUTS
 from antdb_k8s.core.names import require_dns1123_label
-from antdb_k8s.core.topology import NodeRole, Topology
+from antdb_k8s.core.topology import CRUNCHY_API, NodeRole, Topology
 
-CRUNCHY_API = "crunchydata.com/v1"
 CLONE_STEP1 = "clone-step1"          # apis/cr/v1/task.go PgtaskCloneStep1 (then -step2, -step3)
 CLONE_STEP_LABELS = ("pgo-clone-step-1", "pgo-clone-step-2", "pgo-clone-step-3")
 TASK_COMPLETED = "completed"         # apis/cr/v1/common.go CompletedStatus

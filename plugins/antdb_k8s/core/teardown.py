@@ -19,11 +19,11 @@ from typing import Iterable, Mapping, Sequence
 
 from antdb_k8s.core.manifests import CUSTOM_CONFIG_NAME, MANAGED_BY
 from antdb_k8s.core.names import DNS1123_LABEL_MAX, is_dns1123_label
-from antdb_k8s.core.topology import role_from_pgcluster
+from antdb_k8s.core.topology import CRUNCHY_API, role_from_pgcluster
 
 Gvk = tuple[str, str]
-PGCLUSTER: Gvk = ("crunchydata.com/v1", "Pgcluster")
-PGTASK: Gvk = ("crunchydata.com/v1", "Pgtask")
+PGCLUSTER: Gvk = (CRUNCHY_API, "Pgcluster")
+PGTASK: Gvk = (CRUNCHY_API, "Pgtask")
 DEPLOYMENT: Gvk = ("apps/v1", "Deployment")
 JOB: Gvk = ("batch/v1", "Job")
 POD: Gvk = ("v1", "Pod")

@@ -14,6 +14,9 @@ from typing import Iterable
 
 from antdb_k8s.core.names import InvalidName, require_dns1123_label, require_host, require_port
 
+# The postgres-operator 4.2.1 API every Pgcluster and Pgtask is read and written through (one home).
+CRUNCHY_API = "crunchydata.com/v1"
+
 
 class NodeRole(str, enum.Enum):
     """An AntDB node's role; the value is the word the runbook's tooling uses."""

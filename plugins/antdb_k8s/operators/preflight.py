@@ -65,13 +65,15 @@ class PreflightOperator(AntDBBaseOperator):
 
     def _kube_reads(self, spec) -> str:
         """The first read of each kind the deploy makes: a 403 names the missing permission."""
+        from antdb_k8s.core.topology import CRUNCHY_API
+
         read = [f"namespace {spec.namespace}"]
         self.kube.get("v1", "Namespace", spec.namespace)
         if spec.prepare_hosts != "off":
             self.kube.list("v1", "Node")
             read.append("nodes")
         if self.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", CRD_NAME) is not None:
-            self.kube.list("crunchydata.com/v1", "Pgcluster", spec.namespace)
+            self.kube.list(CRUNCHY_API, "Pgcluster", spec.namespace)
             read.append("Pgclusters")
         return "can read " + ", ".join(read)
 

@@ -8,10 +8,11 @@ schema, DNS-1123 pattern and bounds from `core.bounds`), built into `Param`s the
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from airflow.sdk import Param
+from airflow.sdk import DAG, Param
 
 
 BASE_TAGS = ("antdb", "kubernetes")
@@ -147,3 +148,21 @@ def dag_settings(dag_id: str, purpose: str, doc: str | None, *, day2: bool = Tru
     return {"dag_id": dag_id, "schedule": schedule, "catchup": False, "max_active_runs": 1,
             "tags": dag_tags(purpose, day2=day2), "doc_md": doc, "default_args": task_defaults,
             "params": dag_params(dag_id), **kwargs}
+
+
+@contextmanager
+def antdb_dag(dag_id: str, purpose: str, doc: str | None, **settings: Any) -> Iterator[DAG]:
+    """`with antdb_dag(...) as dag:`: the DAG of `dag_settings(...)`, its form attached after its tasks.
+
+    Airflow deep-copies a DAG's params into every task once per constructor level (36 copies
+    of deploy_antdb's twelve-field form), which was most of the cost of parsing a DAG file. No
+    task needs its own copy: a running task's `params` are the DAG's, then the task's own, then
+    the run's conf (`process_params`), and the scheduler and the trigger form read the DAG's.
+    So the tasks are built while the DAG has no params, and the form is set when the block ends
+    (through the DAG's attrs converter and validator, as a constructor argument would be).
+    """
+    options = dag_settings(dag_id, purpose, doc, **settings)
+    form = options.pop("params")
+    with DAG(**options) as dag:
+        yield dag
+    dag.params = form

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 
 from antdb_k8s.core.bootstrap import abandoned_creation_line
 from antdb_k8s.core.readiness import ReadinessReport, assess_readiness, format_timeout_report
-from antdb_k8s.core.topology import NodeRole, Topology, TopologyError, members_from_pgclusters, topology_from_services
+from antdb_k8s.core.topology import CRUNCHY_API, NodeRole, Topology, TopologyError, members_from_pgclusters, topology_from_services
 from antdb_k8s.services.nodes import abandoned_by_operator
 
 if TYPE_CHECKING:  # the hook module loads the Kubernetes client: not at import time
     from antdb_k8s.hooks.kube import AntDBKubeHook
 
-CRUNCHY_API = "crunchydata.com/v1"
 # Crunchy labels every pod that runs a node's database (primary and replicas) with this.
 DATABASE_POD_SELECTOR = "pgo-pg-database=true"
 

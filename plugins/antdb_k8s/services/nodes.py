@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from antdb_k8s.core.bootstrap import creation_abandoned
-from antdb_k8s.core.scale import CRUNCHY_API
+from antdb_k8s.core.topology import CRUNCHY_API
 from antdb_k8s.services.wait import wait_for
 
 if TYPE_CHECKING:
