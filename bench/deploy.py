@@ -207,6 +207,8 @@ def report(size: tuple[int, int], r: dict, poke_interval: int) -> None:
         requests = r[key]
         print(f"  API {label:7s} {len(requests):5d} requests, {_writes(requests):4d} writes  {by_verb(requests)}"
               + (f"  state={r[key.replace('requests', 'state')]}" if label != "deploy" else ""))
+        users = collections.Counter(getattr(rec, "user", "") or "?" for rec in requests)
+        print("    by client: " + ", ".join(f"{user} {count}" for user, count in users.most_common()))
 
 
 def bench_deploy(sizes=SIZES, poke_interval: int = 10) -> dict:

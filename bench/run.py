@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     if "p1" in chosen:
         from bench.parse import main as bench_parse
 
-        bench_parse(3)
+        bench_parse(7)
     if "poll" in chosen:
         bench_readiness()
     if "p2" in chosen:

@@ -47,6 +47,16 @@ class AntDBNodesReadyTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """One event, yielded with no client or watch open.
+
+        The runner may never resume a trigger after its event (`dag.test()` lets the loop's
+        shutdown close it), so nothing may be left open at the `yield`: an open client's context
+        manager, closed at the same time by the loop, logged "aclose(): asynchronous generator
+        is already running" as an error on every wait.
+        """
+        yield TriggerEvent(await self._outcome())
+
+    async def _outcome(self) -> dict[str, Any]:
         from antdb_k8s.hooks.errors import KubeRefused
         from antdb_k8s.hooks.kube_async import AsyncAntDBKubeHook
 
@@ -56,20 +66,15 @@ class AntDBNodesReadyTrigger(BaseTrigger):
                 async with hook.pods() as pods:
                     report = await self._watch_window(pods)
                     if report.done:
-                        yield TriggerEvent({"status": "success", "message": report.progress_line(),
-                                            "ready": list(report.ready)})
-                        return
+                        return {"status": "success", "message": report.progress_line(), "ready": list(report.ready)}
                     if time.time() >= self.deadline:
-                        yield TriggerEvent({"status": "timeout", "message": await self._timeout_message(pods, report)})
-                        return
+                        return {"status": "timeout", "message": await self._timeout_message(pods, report)}
             except KubeRefused as exc:  # 401/403/...: waiting cannot heal it, so the wait ends now
-                yield TriggerEvent({"status": "refused", "code": exc.status, "message": str(exc)})
-                return
+                return {"status": "refused", "code": exc.status, "message": str(exc)}
             except Exception as exc:  # noqa: BLE001 - a transient API error or dropped watch must not end the wait
                 self.log.warning("could not follow pods in %s: %s", self.namespace, exc)
                 if time.time() >= self.deadline:
-                    yield TriggerEvent({"status": "timeout", "message": self._unread_message(report)})
-                    return
+                    return {"status": "timeout", "message": self._unread_message(report)}
                 await asyncio.sleep(min(self.poke_interval, max(self.deadline - time.time(), 0.1)))
 
     async def _watch_window(self, pods: AsyncPodClient) -> ReadinessReport:
