@@ -30,7 +30,8 @@ it shows red in the run history; the other clusters are still verified (and repa
 
 #### Schedule
 Nightly at 02:00 UTC. Unpausing does not start a run: the first scheduled run is the next 02:00
-(`run_immediately=False`); trigger it by hand to verify now.
+(`run_immediately=timedelta(0)`: Airflow's `False` still runs the last 02:00 at once when unpaused
+within 2.4 hours of it); trigger it by hand to verify now.
 
 #### Notifications
 Every task's `on_failure_callback` is `antdb_k8s.operators.verify.notify_drift`, which logs one line with the
@@ -41,6 +42,8 @@ this file and pass any Airflow notifier as well (or instead), e.g.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable
 
@@ -56,7 +59,7 @@ from antdb_k8s.operators.wiring import antdb_dag
 
 with antdb_dag(
     "verify_antdb_topology", "verify", __doc__, retry_delay=30, exponential=False,
-    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=timedelta(0)),
     task_failure_callback=notify_drift,
     description="Nightly: compare a deployed AntDB cluster with Kubernetes (pgxc_node, agtm_host, data); "
                 "optionally repair",

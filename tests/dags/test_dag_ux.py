@@ -39,14 +39,45 @@ def _next_two_am(now: datetime) -> datetime:
     return candidate if candidate > now else candidate + timedelta(days=1)
 
 
-def test_unpausing_verify_starts_no_run_before_the_next_two_am(dagbag, airflow_db):
-    """Written to the metadata DB as the dag-processor does, then unpaused: the scheduler has nothing to create."""
+def _last_two_am(now: datetime) -> datetime:
+    return _next_two_am(now) - timedelta(days=1)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Sets the time the scheduler's timetable sees. Airflow's CronTriggerTimetable runs the last cron
+    point at once when unpaused within max(10% of the gap, 5 min) after it unless told otherwise,
+    so a test reading the real clock passed or failed by the hour it ran (CI at 02:49 UTC failed)."""
+    import pendulum
+
+    import airflow.timetables.trigger as trigger
+
+    def set_to(when: datetime) -> datetime:
+        monkeypatch.setattr(trigger, "utcnow", lambda: pendulum.instance(when))
+        return when
+
+    return set_to
+
+
+# Before, at, just after, inside and past the 2.4 h window after 02:00 in which Airflow would run at once.
+CLOCKS = ["01:59:59", "02:00:01", "02:49:24", "04:23:00", "04:30:00", "14:00:00", "23:59:59"]
+
+
+def _on_a_day(hms: str) -> datetime:
+    return datetime.fromisoformat(f"2026-12-04T{hms}+00:00")
+
+
+@pytest.mark.parametrize("since_two_am", [timedelta(0), timedelta(seconds=1), timedelta(minutes=49),
+                                          timedelta(hours=2, minutes=23)])
+def test_unpausing_verify_starts_no_run_before_the_next_two_am(dagbag, airflow_db, clock, since_two_am):
+    """Written to the metadata DB as the dag-processor does, then unpaused: the scheduler has nothing to
+    create, whatever time after the last 02:00 it is (the real clock decides what the DB calls due)."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import sync_bag_to_db
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
-    now = datetime.now(timezone.utc)
+    now = clock(_last_two_am(datetime.now(timezone.utc)) + since_two_am + timedelta(microseconds=1))
     DagBundlesManager().sync_bundles_to_db()
     sync_bag_to_db(dagbag, "dags-folder", None)
     with create_session() as session:
@@ -59,19 +90,22 @@ def test_unpausing_verify_starts_no_run_before_the_next_two_am(dagbag, airflow_d
         model.is_paused = True
 
 
-def test_the_schedule_does_not_depend_on_create_cron_data_intervals(monkeypatch):
-    """With that option on, a plain "0 2 * * *" becomes a data-interval schedule, whose first run is the
-    last complete day: started at once on unpause. The explicit timetable is immune to it."""
+@pytest.mark.parametrize("cron_data_intervals", ["True", "False"])
+@pytest.mark.parametrize("hms", CLOCKS)
+def test_the_first_scheduled_verify_is_the_next_two_am(monkeypatch, clock, cron_data_intervals, hms):
+    """As the scheduler reads the DAG back, at any time of day. With create_cron_data_intervals on, a
+    plain "0 2 * * *" would become a data-interval schedule, whose first run is the last complete day,
+    started at once on unpause: the explicit timetable is immune to it."""
     from airflow.models import DagBag
     from airflow.serialization.serialized_objects import DagSerialization
 
-    monkeypatch.setenv("AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS", "True")
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS", cron_data_intervals)
+    now = clock(_on_a_day(hms))
     dag = DagBag(dag_folder=str(DAGS_DIR / "verify_antdb_topology.py")).dags["verify_antdb_topology"]
     scheduler_dag = DagSerialization.from_dict(DagSerialization.to_dict(dag))
-    now = datetime.now(timezone.utc)
     info = scheduler_dag.next_dagrun_info(last_automated_run_info=None)
     assert type(scheduler_dag.timetable).__name__ == "CronTriggerTimetable"
-    assert info.run_after == _next_two_am(now)
+    assert info.run_after == _next_two_am(now) and info.run_after > now
 
 
 def test_forms_survive_serialization_unchanged_and_shared_schemas_refuse_changes(dagbag):
