@@ -41,16 +41,12 @@ def no_secret_left_behind():
     Looks for the connection's PASSWORD and every secret any test cluster's Secrets held,
     in XCom, rendered template fields, every test's captured output and every log record of the session.
     """
-    import logging
-
     from tests.support import secret_scan
     from tests.support.cluster import PASSWORD
 
     secret_scan.remember(PASSWORD)
-    tap = secret_scan.LogTap(Path(_AIRFLOW_HOME) / "logs" / "session-tap.log")
-    logging.getLogger().addHandler(tap)
+    tap = secret_scan.LogTap(Path(_AIRFLOW_HOME) / "logs" / "session-tap.log").install()
     yield
-    logging.getLogger().removeHandler(tap)
     tap.close()
     found = secret_scan.scan(Path(_AIRFLOW_HOME), secret_scan.known_secrets())
     if found:

@@ -4,7 +4,7 @@ Every test cluster's API store reports each Secret it holds (`remember_secrets`,
 listener), so passwords the package generates are known as well as the connection's
 `PASSWORD`. `dag.test()` runs tasks in-process and their logs go to stdout, not to files,
 so each test's captured output (`write_test_output`) and every stdlib log record
-(`LogTap`) are written to files under AIRFLOW_HOME/logs. At
+(`LogTap`, whatever the logging configuration by then) are written to files under AIRFLOW_HOME/logs. At
 session end `scan` looks for each secret, raw and as JSON would escape it, in XCom values,
 rendered template fields (what the UI shows) and every log file, and
 returns where it found one.
@@ -62,25 +62,47 @@ def remember_secrets(event_type: str, obj: dict) -> None:
             remember(*_fragments(value))
 
 
-class LogTap(logging.Handler):
-    """Writes every record of the session to one file under AIRFLOW_HOME/logs, to be scanned."""
+class LogTap:
+    """Writes every stdlib log record created in the session to one file under AIRFLOW_HOME/logs.
+
+    A log record factory, not a handler on the root logger: starting Airflow's API server (the
+    UI tests) configures logging with `dictConfig`, which closes and detaches every handler, and
+    a handler tap went silent there, a fifth of the way into the suite, for the rest of it. The
+    record factory is left alone by `dictConfig` and sees every record any logger creates,
+    whatever handlers, levels or `propagate` the loggers have by then.
+    """
 
     def __init__(self, path: Path):
-        super().__init__(level=logging.DEBUG)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file = path.open("a", encoding="utf-8", errors="backslashreplace")
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self._write_lock = threading.Lock()
+        self._formatter = logging.Formatter()
+        self._previous = logging.getLogRecordFactory()
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def install(self) -> "LogTap":
+        self._previous = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(self._make_record)
+        return self
+
+    def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._previous(*args, **kwargs)
         try:
-            self._file.write(self.format(record) + "\n")
-        except Exception:  # noqa: BLE001 - a log tap must never break the logging caller
-            self.handleError(record)
+            line = f"{record.name} {record.levelname} {record.getMessage()}"
+        except Exception:  # noqa: BLE001 - a bad format string is the caller's to find; keep its parts
+            line = f"{record.name} {record.levelname} {record.msg!r} {record.args!r}"
+        if record.exc_info:
+            line += "\n" + self._formatter.formatException(record.exc_info)
+        with self._write_lock:
+            if not self._file.closed:
+                self._file.write(line + "\n")
+        return record
 
     def close(self) -> None:
-        self._file.close()
-        super().close()
+        if logging.getLogRecordFactory() == self._make_record:
+            logging.setLogRecordFactory(self._previous)
+        with self._write_lock:
+            self._file.close()
 
 
 def _forms(secret: str) -> set[str]:

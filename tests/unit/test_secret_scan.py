@@ -40,16 +40,35 @@ def test_secrets_written_to_a_test_cluster_are_remembered_but_not_short_or_publi
     assert "postgres" not in known and "Port 2022" not in known
 
 
-def test_the_log_tap_writes_every_record_to_a_file(tmp_path):
-    tap = secret_scan.LogTap(tmp_path / "logs" / "tap.log")
-    logger = logging.getLogger("antdb_k8s.test_tap")
-    logger.addHandler(tap)
+def test_the_log_tap_keeps_every_record_even_after_logging_is_reconfigured(tmp_path):
+    """`dictConfig` (what starting Airflow's API server does) closes and detaches every handler;
+    the tap still gets the records made after it, from any logger, with their tracebacks."""
+    import logging.config
+
+    root = logging.getLogger()
+    saved_handlers, saved_level, factory_before = root.handlers[:], root.level, logging.getLogRecordFactory()
+    tap = secret_scan.LogTap(tmp_path / "logs" / "tap.log").install()
     try:
-        logger.warning("connecting as %s", "someone")
+        logging.getLogger("antdb_k8s.test_tap").warning("connecting as %s", "someone")
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                                   "root": {"level": "INFO", "handlers": []}})
+        quiet = logging.getLogger("antdb_k8s.test_tap.quiet")
+        quiet.propagate = False
+        quiet.info("after the reconfiguration, as %s", "someone else")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            quiet.exception("failed")
+        quiet.info("%s %s", "one argument short")  # a caller's bad format string breaks neither it nor the tap
     finally:
-        logger.removeHandler(tap)
         tap.close()
-    assert "antdb_k8s.test_tap WARNING connecting as someone" in (tmp_path / "logs" / "tap.log").read_text()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    text = (tmp_path / "logs" / "tap.log").read_text()
+    assert "antdb_k8s.test_tap WARNING connecting as someone" in text
+    assert "antdb_k8s.test_tap.quiet INFO after the reconfiguration, as someone else" in text
+    assert "RuntimeError: boom" in text and "'%s %s' ('one argument short',)" in text
+    assert logging.getLogRecordFactory() == factory_before  # closed: the factory is what it was
 
 
 def test_captured_test_output_is_kept_and_a_leak_names_the_test(tmp_path):
@@ -67,17 +86,45 @@ def test_prints_the_password_like_a_leaky_task_log():
 """
 
 
-def test_a_session_whose_test_printed_the_password_fails_naming_the_test(tmp_path):
+def _run_session(tmp_path: Path, name: str, source: str) -> str:
+    """A pytest session of one test file with the suite's conftest: what it printed. It must fail."""
     root = Path(__file__).resolve().parents[2]
-    (tmp_path / "test_leaky.py").write_text(LEAKY_TEST)
+    (tmp_path / name).write_text(source)
     child = subprocess.run(
         [sys.executable, "-m", "pytest", "-c", str(root / "pyproject.toml"), "--rootdir", str(root), "-p", "tests.conftest",
-         "-p", "no:cacheprovider", "-q", str(tmp_path / "test_leaky.py")],
+         "-p", "no:cacheprovider", "-q", str(tmp_path / name)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "plugins")])})
     report = child.stdout + child.stderr
     assert child.returncode != 0, report
+    return report
+
+
+def test_a_session_whose_test_printed_the_password_fails_naming_the_test(tmp_path):
+    report = _run_session(tmp_path, "test_leaky.py", LEAKY_TEST)
     assert "a password was left behind by a DAG run" in report, report
     assert "::test_prints_the_password_like_a_leaky_task_log call stdout)" in report, report
     scan_message = report.split("left behind")[1].split("Captured stdout")[0]  # pytest then shows the output itself
     assert "s3cret" not in scan_message, "the scan names places, never the value"
+
+
+LEAKY_AFTER_RECONFIGURATION = """
+import logging
+import logging.config
+
+from tests.support.cluster import PASSWORD
+
+def test_logs_the_password_after_logging_was_reconfigured():
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                               "root": {"level": "INFO", "handlers": []}})
+    logging.getLogger("antdb_k8s.leaky").info("connecting with %s", PASSWORD)
+"""
+
+
+def test_a_password_logged_after_logging_was_reconfigured_still_fails_the_session(tmp_path):
+    """Nothing is printed and no handler is left to capture the record (the API server's start
+    does the same to the suite's logging): only the session's log tap sees it, and that is enough."""
+    report = _run_session(tmp_path, "test_leaky_log.py", LEAKY_AFTER_RECONFIGURATION)
+    assert "a password was left behind by a DAG run" in report, report
+    assert "session-tap.log:" in report, report
+    assert "call stdout" not in report and "call log" not in report, report
