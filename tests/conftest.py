@@ -6,6 +6,7 @@ At session end every DAG run the suite made is scanned for passwords (`tests/sup
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -60,3 +61,10 @@ def pytest_runtest_logreport(report):
 
     write_test_output(Path(_AIRFLOW_HOME) / "logs" / "test-output.log", report.nodeid, report.when,
                       [("stdout", report.capstdout), ("stderr", report.capstderr), ("log", report.caplog)])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's Airflow home is removed after a clean session (the last test's report is
+    written into it after every fixture is done), and kept to be read after any failure."""
+    if exitstatus == 0:
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

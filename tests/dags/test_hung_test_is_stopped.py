@@ -29,7 +29,7 @@ with DAG(dag_id="hung_probe", schedule=None):
 
 HUNG_TEST = """
 import os, tempfile, time
-os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="hung-probe-home-")
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="hung-probe-home-", dir={home!r})
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 from airflow.models import DagBag  # imported at collection: the timeout is for the hang, not a slow import
 from airflow.providers.standard.operators.empty import EmptyOperator  # noqa: F401
@@ -45,7 +45,7 @@ def test_a_test_hanging_after_a_dag_import_is_stopped_by_the_timeout(tmp_path):
     dag_file = tmp_path / "hung_probe_dag.py"
     dag_file.write_text(HUNG_DAG)
     test_file = tmp_path / "test_hung_probe.py"
-    test_file.write_text(textwrap.dedent(HUNG_TEST.format(dag=str(dag_file))))
+    test_file.write_text(textwrap.dedent(HUNG_TEST.format(dag=str(dag_file), home=str(tmp_path))))
     command = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
                "-p", "no:cacheprovider", "-o", f"timeout={CHILD_TIMEOUT}", "-q", str(test_file)]
     started = time.monotonic()

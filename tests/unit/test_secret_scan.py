@@ -86,17 +86,20 @@ def test_prints_the_password_like_a_leaky_task_log():
 """
 
 
-def _run_session(tmp_path: Path, name: str, source: str) -> str:
-    """A pytest session of one test file with the suite's conftest: what it printed. It must fail."""
+def _run_session(tmp_path: Path, name: str, source: str, expect_failure: bool = True) -> str:
+    """A pytest session of one test file with the suite's conftest: what it printed."""
     root = Path(__file__).resolve().parents[2]
     (tmp_path / name).write_text(source)
     child = subprocess.run(
         [sys.executable, "-m", "pytest", "-c", str(root / "pyproject.toml"), "--rootdir", str(root), "-p", "tests.conftest",
          "-p", "no:cacheprovider", "-q", str(tmp_path / name)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "plugins")])})
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "plugins")]),
+             "TMPDIR": str(tmp_path)})  # the failed session keeps its Airflow home: here, not in /tmp
     report = child.stdout + child.stderr
-    assert child.returncode != 0, report
+    assert (child.returncode != 0) is expect_failure, report
+    homes = [p for p in tmp_path.iterdir() if p.name.startswith("antdb-airflow-home-")]
+    assert len(homes) == (1 if expect_failure else 0), "a failed session keeps its Airflow home, a clean one removes it"
     return report
 
 
@@ -128,3 +131,9 @@ def test_a_password_logged_after_logging_was_reconfigured_still_fails_the_sessio
     assert "a password was left behind by a DAG run" in report, report
     assert "session-tap.log:" in report, report
     assert "call stdout" not in report and "call log" not in report, report
+
+
+def test_a_clean_session_removes_its_airflow_home(tmp_path):
+    report = _run_session(tmp_path, "test_clean.py", "def test_nothing_to_hide():\n    assert True\n",
+                          expect_failure=False)
+    assert "1 passed" in report, report
