@@ -1,6 +1,7 @@
 """Session-wide test setup: an isolated Airflow home on SQLite, configured before Airflow is imported.
 
-At session end every DAG run the suite made is scanned for passwords (`tests/support/secret_scan.py`).
+At session end every DAG run the suite made is scanned for passwords (`tests/support/secret_scan.py`,
+`pytest_sessionfinish`).
 """
 
 from __future__ import annotations
@@ -36,23 +37,13 @@ def airflow_db():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_secret_left_behind():
-    """Fail the session, naming each place, if any DAG run left a password behind.
-
-    Looks for the connection's PASSWORD and every secret any test cluster's Secrets held,
-    in XCom, rendered template fields, every test's captured output and every log record of the session.
-    """
+def session_log_tap():
+    """Every stdlib log record of the session into AIRFLOW_HOME/logs, for the secret scan."""
     from tests.support import secret_scan
-    from tests.support.cluster import PASSWORD
 
-    secret_scan.remember(PASSWORD)
     tap = secret_scan.LogTap(Path(_AIRFLOW_HOME) / "logs" / "session-tap.log").install()
     yield
     tap.close()
-    found = secret_scan.scan(Path(_AIRFLOW_HOME), secret_scan.known_secrets())
-    if found:
-        pytest.fail("a password was left behind by a DAG run (shown here by place, never by value):\n  "
-                    + "\n  ".join(found[:50]), pytrace=False)
 
 
 def pytest_runtest_logreport(report):
@@ -64,7 +55,25 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """The session's Airflow home is removed after a clean session (the last test's report is
-    written into it after every fixture is done), and kept to be read after any failure."""
-    if exitstatus == 0:
+    """Fail the session, naming each place, if any DAG run left a password behind; then remove
+    the session's Airflow home after a clean session (kept to be read after any failure).
+
+    Looks for the connection's PASSWORD and every secret any test cluster's Secrets held, in XCom,
+    rendered template fields, every test's captured output and every log record of the session.
+    It runs here, after the last test's teardown report is written, so that report is scanned too.
+    """
+    from tests.support import secret_scan
+    from tests.support.cluster import PASSWORD
+
+    if session.config.option.collectonly:
+        return
+    secret_scan.remember(PASSWORD)
+    found = secret_scan.scan(Path(_AIRFLOW_HOME), secret_scan.known_secrets())
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = ("a password was left behind by a DAG run (shown here by place, never by value):\n  "
+                   + "\n  ".join(found[:50]))
+        reporter.write_line(message, red=True, bold=True) if reporter else print(message)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif session.exitstatus == 0:
         shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

@@ -111,6 +111,28 @@ def test_a_session_whose_test_printed_the_password_fails_naming_the_test(tmp_pat
     assert "s3cret" not in scan_message, "the scan names places, never the value"
 
 
+LEAKY_LAST_TEARDOWN = """
+import pytest
+
+from tests.support.cluster import PASSWORD
+
+@pytest.fixture
+def cleanup_that_talks():
+    yield
+    print("dropping the scratch role, which had", PASSWORD)
+
+def test_the_last_test_of_the_session(cleanup_that_talks):
+    assert True
+"""
+
+
+def test_a_password_printed_by_the_last_tests_teardown_fails_the_session(tmp_path):
+    """The scan runs after the last test's teardown report is written, so that is scanned too."""
+    report = _run_session(tmp_path, "test_leaky_teardown.py", LEAKY_LAST_TEARDOWN)
+    assert "1 passed" in report and "a password was left behind by a DAG run" in report, report
+    assert "::test_the_last_test_of_the_session teardown stdout)" in report, report
+
+
 LEAKY_AFTER_RECONFIGURATION = """
 import logging
 import logging.config
