@@ -98,20 +98,11 @@ def pgcluster_manifest(spec: ClusterSpec, name: str) -> dict:
     role = spec.role_of(require_dns1123_label(name, "node name"))
     image = spec.images[role.short]
     secrets = user_secret_names(name)
-    labels = {
-        "name": name, "pg-cluster": name, "deployment-name": name, "current-primary": name,
-        "crunchy-pgha-scope": name, "pgo-version": PGO_VERSION, "autofail": "true",
-        "crunchy_collect": "false", "crunchy-pgbadger": "false", "archive": "false",
-        # Set by pgo's apiserver on every cluster (apiserver/clusterservice/clusterimpl.go): without
-        # it the operator builds no pgBackRest repo, stanza or backup, and so no clone.
-        "pgo-backrest": "true",
-        ROLE_LABEL: role.value, **MANAGED_BY,
-    }
     backrest = _storage_block(spec, role, "")
     return {
         "apiVersion": CRUNCHY_API,
         "kind": "Pgcluster",
-        "metadata": {"name": name, "namespace": spec.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": spec.namespace, "labels": _pgcluster_labels(name, role)},
         "spec": {
             "name": name, "clustername": name, "namespace": spec.namespace,
             "ccpimage": image["name"], "ccpimagetag": image["tag"],
@@ -132,6 +123,19 @@ def pgcluster_manifest(spec: ClusterSpec, name: str) -> dict:
         },
         # What the apiserver writes on create; the operator moves it on ("pgcluster Processed").
         "status": {"state": "pgcluster Created", "message": "Created, not processed yet"},
+    }
+
+
+def _pgcluster_labels(name: str, role: NodeRole) -> dict[str, str]:
+    """The labels pgo's apiserver would put on a Pgcluster it created, plus the package's own."""
+    return {
+        "name": name, "pg-cluster": name, "deployment-name": name, "current-primary": name,
+        "crunchy-pgha-scope": name, "pgo-version": PGO_VERSION, "autofail": "true",
+        "crunchy_collect": "false", "crunchy-pgbadger": "false", "archive": "false",
+        # Set by pgo's apiserver on every cluster (apiserver/clusterservice/clusterimpl.go): without
+        # it the operator builds no pgBackRest repo, stanza or backup, and so no clone.
+        "pgo-backrest": "true",
+        ROLE_LABEL: role.value, **MANAGED_BY,
     }
 
 
