@@ -10,6 +10,7 @@ counting every row written so far, from every coordinator that exists.
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -217,9 +218,58 @@ def test_a_failed_restore_fails_the_clone_at_once_naming_the_step_then_a_rerun_c
         assert count_from(cluster, holder) == WRITTEN["rows"], holder
 
 
+AIRFLOW = "system:serviceaccount:airflow:airflow-worker"
+OPERATOR = "system:serviceaccount:pgo:postgres-operator"
+PGO_PATH = rf"/apis/crunchydata.com/v1/namespaces/{NS}"
+
+
+def first_backup_done(cluster, node: str) -> bool:
+    """The operator's bootstrap of `node` is over: stanza created, then its initial backup taken."""
+    jobs = [cluster.get("batch/v1", "Job", NS, name) for name in (f"{node}-stanza-create", f"backrest-backup-{node}")]
+    return all(job and (job.get("status") or {}).get("succeeded") for job in jobs)
+
+
+def race_the_initial_backup(cluster, node: str) -> dict:
+    """Make the real operator create `node`'s initial-backup Pgtask just after the removal swept Pgtasks.
+
+    As the removal deletes the Pgcluster, the node's stanza-create Job reports success (its
+    completion write, as the Job controller makes it); the operator's answer
+    (controller/jobcontroller.go -> backrest.CreateBackup) reads the Pgcluster while it still
+    exists, and its Pgtask create is held until the removal has listed and deleted Pgtasks.
+    This is the order CI once hit by chance.
+    """
+    seen = {"operator read": threading.Event(), "swept": threading.Event()}
+    race: dict = {}
+
+    def job_completes() -> None:
+        cluster.operator_api.faults.before(seen["operator read"].set, methods={"GET"}, user=OPERATOR,
+                                           path=rf"{PGO_PATH}/pgclusters/{node}$")
+        race["held create"] = cluster.operator_api.faults.before(
+            lambda: seen["swept"].wait(60), methods={"POST"}, user=OPERATOR, path=rf"{PGO_PATH}/pgtasks$")
+        cluster.api.faults.before(seen["swept"].set, methods={"GET"}, user=AIRFLOW,
+                                  path=rf"/apis/apps/v1/namespaces/{NS}/deployments$")
+        cluster.store.patch("batch/v1", "Job", NS, f"{node}-stanza-create",
+                            {"metadata": {"annotations": {"antdb.io/test-completion-write": "1"}}})
+        assert seen["operator read"].wait(60), "the operator never answered the stanza-create Job's success"
+
+    race["delete"] = cluster.api.faults.before(job_completes, methods={"DELETE"}, user=AIRFLOW,
+                                               path=rf"{PGO_PATH}/pgclusters/{node}$")
+    race["seen"] = seen
+    return race
+
+
 def test_scale_in_with_delete_data_removes_the_volumes(module_cluster):
+    """Also when the operator, answering the node's stanza-create, adds a Pgtask during the removal."""
     cluster = module_cluster
+    wait_until(lambda: first_backup_done(cluster, "cn2"), 180, "the operator's bootstrap of cn2 to finish")
+    race = race_the_initial_backup(cluster, "cn2")
+
     run = scale(cluster, 1, delete_data=True)
+
+    assert race["delete"].hits and not race["delete"].errors, race["delete"].errors or "cn2 was never deleted"
+    assert race["seen"]["swept"].is_set(), "the removal never swept past Pgtasks"
+    assert race["held create"].hits == [f"POST {PGO_PATH}/pgtasks"], "the operator made its Pgtask after the sweep"
+    assert "Pgtask/backrest-backup-cn2" in cluster.xcom(run, "remove_departing_coordinators")["removed"]["cn2"]
     assert run.state == "success"
     assert coordinators_in_kubernetes(cluster) == ["cn1"]
     assert leftovers(cluster, "cn2") == []

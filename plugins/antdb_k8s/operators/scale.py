@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from antdb_k8s.core.topology import NodeAddress, NodeRole, Topology
 
 PGTASK_CRD = "pgtasks.crunchydata.com"
+LATE_SETTLE_SECONDS = 3.0  # an operator reaction already under way when a Pgcluster is deleted lands within it
 
 
 class ScaleStepOperator(AntDBBaseOperator):
@@ -42,17 +43,20 @@ class ScaleStepOperator(AntDBBaseOperator):
         return discover(self.kube, namespace, pods=False, services=False).members
 
     def delete_steps(self, namespace: str, steps: list[RemovalStep]) -> list[str]:
-        """Delete what each step names or selects; returns `Kind/name` of what was deleted."""
+        """Delete what each step names or selects; returns `Kind/name` of what was deleted.
+
+        Objects already being deleted (a deletionTimestamp) are left to finish: deleting them
+        again changes nothing, and a sweep must not count them as found.
+        """
         deleted = []
         for step in steps:
             where = None if step.kind == "PersistentVolume" else namespace
             if step.name:
                 names = [step.name]
-            elif where is None:
-                names = [o["metadata"]["name"] for o in self.kube.list(step.api_version, step.kind,
-                                                                         label_selector=step.selector)]
             else:
-                names = [o["metadata"]["name"] for o in self.listed(step.api_version, step.kind, where, step.selector)]
+                found = (self.kube.list(step.api_version, step.kind, label_selector=step.selector) if where is None
+                         else self.listed(step.api_version, step.kind, where, step.selector))
+                names = [o["metadata"]["name"] for o in found if not o["metadata"].get("deletionTimestamp")]
             for object_name in names:
                 if self.kube.delete(step.api_version, step.kind, object_name, where):
                     deleted.append(f"{step.kind}/{object_name}")
@@ -180,7 +184,11 @@ class RemoveCoordinatorsOperator(ScaleStepOperator):
             self.log.info("no coordinator to remove")
             return {"removed": {}, "kept_pvcs": []}
         removed = {name: self._remove(plan, name) for name in plan.remove}
-        self._wait_gone(plan, timeouts_from(context["params"]))
+        removed_at = time.monotonic()
+        timeouts = timeouts_from(context["params"])
+        self._wait_gone(plan, timeouts)
+        for name, late in self._sweep_late(plan, removed_at, timeouts["removal"]).items():
+            removed[name] += late
         kept = [] if plan.delete_data else sorted(
             p["metadata"]["name"] for n in plan.remove for p in self.listed("v1", "PersistentVolumeClaim",
                                                                              plan.namespace, f"pg-cluster={n}"))
@@ -194,6 +202,36 @@ class RemoveCoordinatorsOperator(ScaleStepOperator):
         deleted = self.delete_steps(plan.namespace, removal_steps(plan.namespace, name, plan.delete_data))
         self.log.info("%s: deleted %s", name, ", ".join(deleted) or "nothing (already gone)")
         return deleted
+
+    def _sweep_late(self, plan: ScalePlan, removed_at: float, seconds: int) -> dict[str, list[str]]:
+        """Delete what the operator made for the departing coordinators while they were removed.
+
+        The 4.2.1 operator answers a stanza-create Job's success with a `backrest-backup-<node>`
+        Pgtask (controller/jobcontroller.go). When that reaction read the Pgcluster just before
+        the removal deleted it, the Pgtask lands after the removal's Pgtask sweep (seen in CI).
+        Once the Pgcluster is gone no new reaction can start, so sweeps repeat until one finds
+        nothing at least LATE_SETTLE_SECONDS after the last deletion.
+        """
+        from antdb_k8s.core.scale import removal_steps
+        from antdb_k8s.services.wait import Poll, wait_until
+
+        late: dict[str, list[str]] = {}
+        last_deletion = [removed_at]
+
+        def sweep() -> Poll[dict[str, list[str]]]:
+            for name in plan.remove:
+                found = self.delete_steps(plan.namespace, removal_steps(plan.namespace, name, plan.delete_data))
+                if found:
+                    self.log.info("%s: appeared during the removal (the operator still answering it), deleted: %s",
+                                  name, ", ".join(found))
+                    late.setdefault(name, []).extend(found)
+                    last_deletion[0] = time.monotonic()
+            return Poll(time.monotonic() - last_deletion[0] >= LATE_SETTLE_SECONDS, late, "the operator settling")
+
+        return wait_until(sweep, time.monotonic() + seconds, LATE_SETTLE_SECONDS / 2,
+                          lambda poll, waited: f"the operator kept making objects of {', '.join(plan.remove)} for "
+                                               f"{waited:.0f}s after their removal: {late}; the retry deletes them",
+                          what="the removed coordinators to stay removed")
 
     def _wait_gone(self, plan: ScalePlan, timeouts: dict[str, int]) -> None:
         from antdb_k8s.services.pods import wait_pods_gone
