@@ -16,12 +16,12 @@ import pytest
 from kubernetes import client, config, watch
 
 from tests.integration.test_deploy_e2e import expected_catalog, wait_until
+from tests.support.users import AIRFLOW
 
 pytestmark = pytest.mark.integration
 NS = "pgouser1"
 NODES = ["gc", "cn1", "cn2", "dn1", "dn2", "dn3"]
 HOLDERS = ["gc", "cn1", "cn2"]
-AIRFLOW = "system:serviceaccount:airflow:airflow-worker"
 CONF = {"prepare_hosts": "off", "timeouts": {"gc_ready": 300, "nodes_ready": 300, "poke_interval": 1}}
 ROWS = 200
 

@@ -23,10 +23,10 @@ import pytest
 
 from tests.integration.test_deploy_e2e import wait_until
 from tests.support import drift, task_runs
+from tests.support.users import AIRFLOW, OPERATOR
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = "system:serviceaccount:airflow:airflow-worker"
 NODES = ["gc", "cn1", "dn1", "dn2"]
 HOLDERS = ["gc", "cn1"]
 ROWS = 257
@@ -237,7 +237,6 @@ def test_nightly_verification_names_the_unfinished_bootstrap_and_repair_full_rer
 # --- the postgres-operator stopped while it creates a node -----------------------------
 
 NS_ABANDONED = "antdb-creation-abandoned"
-OPERATOR = "system:serviceaccount:pgo:postgres-operator"
 
 
 def test_operator_stopped_while_creating_a_node_the_deploy_says_so_and_a_rerun_finishes_it(module_cluster):

@@ -14,10 +14,10 @@ from kubernetes.client.rest import ApiException
 
 from tests.integration.conftest import running_cluster
 from sandbox.world import airflow_rbac_documents, operator_kubeconfig
+from tests.support.users import AIRFLOW as AIRFLOW_SA
 
 pytestmark = pytest.mark.integration
 NS = "pgouser1"
-AIRFLOW_SA = "system:serviceaccount:airflow:airflow-worker"
 CONF = {"coordinators": 1, "datanodes": 1, "prepare_hosts": "off",
         "timeouts": {"gc_ready": 120, "nodes_ready": 120, "poke_interval": 1}}
 

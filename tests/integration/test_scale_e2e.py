@@ -18,6 +18,7 @@ import pytest
 from antdb_k8s.core.scale import ScalePlan
 from antdb_k8s.operators.clone import CloneCoordinatorsOperator
 from tests.integration.test_deploy_e2e import MUTATING, wait_until
+from tests.support.users import AIRFLOW, OPERATOR
 
 pytestmark = pytest.mark.integration
 NS = "pgouser1"
@@ -218,15 +219,7 @@ def test_a_failed_restore_fails_the_clone_at_once_naming_the_step_then_a_rerun_c
         assert count_from(cluster, holder) == WRITTEN["rows"], holder
 
 
-AIRFLOW = "system:serviceaccount:airflow:airflow-worker"
-OPERATOR = "system:serviceaccount:pgo:postgres-operator"
 PGO_PATH = rf"/apis/crunchydata.com/v1/namespaces/{NS}"
-
-
-def first_backup_done(cluster, node: str) -> bool:
-    """The operator's bootstrap of `node` is over: stanza created, then its initial backup taken."""
-    jobs = [cluster.get("batch/v1", "Job", NS, name) for name in (f"{node}-stanza-create", f"backrest-backup-{node}")]
-    return all(job and (job.get("status") or {}).get("succeeded") for job in jobs)
 
 
 def race_the_initial_backup(cluster, node: str) -> dict:
@@ -261,7 +254,7 @@ def race_the_initial_backup(cluster, node: str) -> dict:
 def test_scale_in_with_delete_data_removes_the_volumes(module_cluster):
     """Also when the operator, answering the node's stanza-create, adds a Pgtask during the removal."""
     cluster = module_cluster
-    wait_until(lambda: first_backup_done(cluster, "cn2"), 180, "the operator's bootstrap of cn2 to finish")
+    cluster.wait_operator_settled(NS)    # cn2's stanza-create and first backup are over: a quiet start
     race = race_the_initial_backup(cluster, "cn2")
 
     run = scale(cluster, 1, delete_data=True)

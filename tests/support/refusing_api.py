@@ -14,7 +14,9 @@ from pathlib import Path
 
 import yaml
 
-SERVICE_ACCOUNT = "system:serviceaccount:airflow:airflow-worker"
+from tests.support.users import AIRFLOW
+
+SERVICE_ACCOUNT = AIRFLOW
 _VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 
