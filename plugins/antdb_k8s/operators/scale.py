@@ -197,11 +197,15 @@ class RemoveCoordinatorsOperator(ScaleStepOperator):
         return {"removed": removed, "kept_pvcs": kept}
 
     def _remove(self, plan: ScalePlan, name: str) -> list[str]:
-        from antdb_k8s.core.scale import removal_steps
-
-        deleted = self.delete_steps(plan.namespace, removal_steps(plan.namespace, name, plan.delete_data))
+        deleted = self._delete_node(plan, name)
         self.log.info("%s: deleted %s", name, ", ".join(deleted) or "nothing (already gone)")
         return deleted
+
+    def _delete_node(self, plan: ScalePlan, name: str) -> list[str]:
+        """One sweep over everything of coordinator `name` (core.scale.removal_steps)."""
+        from antdb_k8s.core.scale import removal_steps
+
+        return self.delete_steps(plan.namespace, removal_steps(plan.namespace, name, plan.delete_data))
 
     def _sweep_late(self, plan: ScalePlan, removed_at: float, seconds: int) -> dict[str, list[str]]:
         """Delete what the operator made for the departing coordinators while they were removed.
@@ -212,7 +216,6 @@ class RemoveCoordinatorsOperator(ScaleStepOperator):
         Once the Pgcluster is gone no new reaction can start, so sweeps repeat until one finds
         nothing at least LATE_SETTLE_SECONDS after the last deletion.
         """
-        from antdb_k8s.core.scale import removal_steps
         from antdb_k8s.services.wait import Poll, wait_until
 
         late: dict[str, list[str]] = {}
@@ -220,7 +223,7 @@ class RemoveCoordinatorsOperator(ScaleStepOperator):
 
         def sweep() -> Poll[dict[str, list[str]]]:
             for name in plan.remove:
-                found = self.delete_steps(plan.namespace, removal_steps(plan.namespace, name, plan.delete_data))
+                found = self._delete_node(plan, name)
                 if found:
                     self.log.info("%s: appeared during the removal (the operator still answering it), deleted: %s",
                                   name, ", ".join(found))
